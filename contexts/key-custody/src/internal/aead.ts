@@ -1,0 +1,54 @@
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
+
+/** AES-256-GCM parameters used everywhere in key custody. */
+export const KEY_BYTES = 32
+export const NONCE_BYTES = 12
+export const TAG_BYTES = 16
+
+/**
+ * AES-256-GCM encrypt; returns ciphertext || tag (tag = the last 16 bytes).
+ */
+export const gcmSeal = (
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array
+): Buffer => {
+  const cipher = createCipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES })
+  cipher.setAAD(aad)
+  const head = cipher.update(plaintext)
+  const tail = cipher.final()
+  const tag = cipher.getAuthTag()
+  return Buffer.concat([head, tail, tag])
+}
+
+/**
+ * AES-256-GCM decrypt of ciphertext || tag; `undefined` on any failure (wrong key, tag, nonce
+ * length, AAD...). Callers turn `undefined` into `DecryptFailed` without saying why.
+ */
+export const gcmOpen = (
+  key: Uint8Array,
+  nonce: Uint8Array,
+  sealed: Uint8Array,
+  aad: Uint8Array
+): Buffer | undefined => {
+  if (key.length !== KEY_BYTES || nonce.length !== NONCE_BYTES || sealed.length < TAG_BYTES) return undefined
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES })
+    decipher.setAAD(aad)
+    decipher.setAuthTag(sealed.subarray(sealed.length - TAG_BYTES))
+    const head = decipher.update(sealed.subarray(0, sealed.length - TAG_BYTES))
+    const tail = decipher.final()
+    return tail.length === 0 ? head : Buffer.concat([head, tail])
+  } catch {
+    return undefined
+  }
+}
+
+export const freshNonce = (): Buffer => randomBytes(NONCE_BYTES)
+export const freshKey = (): Buffer => randomBytes(KEY_BYTES)
+
+export const utf8 = (s: string): Buffer => Buffer.from(s, "utf8")
+
+/** Constant-time-ish equality for short public strings (key ids). */
+export const sameString = (a: string, b: string): boolean => a === b

@@ -1,0 +1,479 @@
+/**
+ * The keyring core shared by the local keyring file and the in-memory test keyring.
+ *
+ * Hierarchy (wiki/key-security.md):
+ *   UMK versions (random 256-bit, one primary) — stored in the keyring document
+ *   └─ per-wallet KEK versions, AES-256-GCM-wrapped under a UMK version
+ *      └─ per-secret-version DEKs, AES-256-GCM-wrapped under the wallet's KEK, AAD = context
+ *   └─ the system root secret (SystemKeys), wrapped under a UMK version
+ */
+import { Effect, Redacted } from "effect"
+import {
+  DecryptFailed,
+  KeyNotFound,
+  type KeyProviderError,
+  KeyringUnreadable,
+  KeyringWriteFailed
+} from "../KeyCustodyError.js"
+import type { DataKey, Description, EncryptionContext, Rewrapped } from "../KeyProvider.js"
+import { freshKey, freshNonce, gcmOpen, gcmSeal, KEY_BYTES, NONCE_BYTES, TAG_BYTES, utf8 } from "./aead.js"
+import { checkContext } from "./validate.js"
+
+export interface UmkRecord {
+  readonly version: number
+  readonly key: string
+  readonly createdAt: string
+}
+export interface KekRecord {
+  readonly version: number
+  readonly umk: number
+  readonly nonce: string
+  readonly wrapped: string
+  readonly createdAt: string
+}
+export interface WalletRecord {
+  readonly current: number
+  readonly keks: ReadonlyArray<KekRecord>
+  readonly shreddedThrough?: number
+  readonly shreddedAt?: string
+}
+export interface SystemRootRecord {
+  readonly umk: number
+  readonly nonce: string
+  readonly wrapped: string
+  readonly createdAt: string
+}
+export interface KeyringDoc {
+  readonly format: "aap-keyring"
+  readonly version: 1
+  readonly kind: "local"
+  /** Incremented by every write; lets a process notice another process's change. */
+  readonly revision: number
+  readonly primary: number
+  readonly umks: ReadonlyArray<UmkRecord>
+  readonly wallets: Readonly<Record<string, WalletRecord>>
+  readonly system: SystemRootRecord
+}
+
+/** Wrapped DEK (local): 0x01 | KEK version (u32 BE) | nonce (12) | ciphertext+tag (48). */
+const WRAP_FORMAT = 0x01
+const WRAP_HEADER = 5
+export const WRAPPED_DEK_BYTES = WRAP_HEADER + NONCE_BYTES + KEY_BYTES + TAG_BYTES
+
+export const localKeyId = (wallet: string, kekVersion: number): string => `local:${wallet}:kek-v${kekVersion}`
+const umkAad = (version: number) => `umk-v${version}`
+const kekAad = (wallet: string, kekVersion: number, umk: number) =>
+  utf8(`aap:v1:kek:${wallet}:kek-v${kekVersion}:${umkAad(umk)}`)
+const systemAad = (umk: number) => utf8(`aap:v1:system-root:${umkAad(umk)}`)
+const dekAad = (context: EncryptionContext, header: Uint8Array) =>
+  Buffer.concat([utf8(`aap:v1:dek:${context.wallet}:${context.purpose}:`), header])
+
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64")
+const unb64 = (s: string) => Buffer.from(s, "base64")
+const now = () => new Date().toISOString()
+
+/** A copy in its own ArrayBuffer (never a view into Node's shared pool); zeroes the source. */
+export const own = (buf: Buffer): Uint8Array => {
+  const copy = new Uint8Array(buf)
+  buf.fill(0)
+  return copy
+}
+
+const wrapUnder = (umkKey: Uint8Array, secret: Uint8Array, aad: Uint8Array) => {
+  const nonce = freshNonce()
+  return { nonce: b64(nonce), wrapped: b64(gcmSeal(umkKey, nonce, secret, aad)) }
+}
+
+/** A fresh keyring document: UMK v1 (primary), no wallets, a fresh system root secret. */
+export const freshDoc = (): KeyringDoc => {
+  const umk = freshKey()
+  const root = freshKey()
+  const createdAt = now()
+  const doc: KeyringDoc = {
+    format: "aap-keyring",
+    version: 1,
+    kind: "local",
+    revision: 1,
+    primary: 1,
+    umks: [{ version: 1, key: b64(umk), createdAt }],
+    wallets: {},
+    system: { umk: 1, ...wrapUnder(umk, root, systemAad(1)), createdAt }
+  }
+  umk.fill(0)
+  root.fill(0)
+  return doc
+}
+
+/**
+ * Where a keyring document lives. `exclusive` serializes mutations across processes (a lock
+ * file); `reload` returns the stored document when it changed since `revision`.
+ */
+export interface Storage {
+  readonly exclusive: <A, E>(effect: Effect.Effect<A, E>) => Effect.Effect<A, E | KeyringWriteFailed>
+  readonly reload: (revision: number) => Effect.Effect<KeyringDoc | undefined, KeyringWriteFailed>
+  readonly write: (doc: KeyringDoc) => Effect.Effect<void, KeyringWriteFailed>
+}
+
+export const memoryStorage: Storage = {
+  exclusive: (effect) => effect,
+  reload: () => Effect.succeed(undefined),
+  write: () => Effect.void
+}
+
+/**
+ * In-memory view of a keyring document with its unwrapped keys. Mutations (new wallet KEK,
+ * rotation, shredding) build the next document, persist it, and only then commit it.
+ */
+export class KeyringCore {
+  private umks = new Map<number, Buffer>()
+  private keks = new Map<string, Buffer>()
+  private systemRoot: Buffer
+
+  private constructor(
+    private doc: KeyringDoc,
+    private readonly storage: Storage,
+    private readonly lock: Effect.Semaphore,
+    readonly provider: "local-keyring" | "memory",
+    readonly location: string
+  ) {
+    this.systemRoot = Buffer.alloc(0)
+  }
+
+  /**
+   * Load a document: decode the UMKs, unwrap every KEK whose UMK is present and the system
+   * root. A wrap that does not open means the file was altered: `KeyringUnreadable`.
+   */
+  static load(
+    doc: KeyringDoc,
+    storage: Storage,
+    provider: "local-keyring" | "memory",
+    location: string
+  ): Effect.Effect<KeyringCore, KeyringUnreadable> {
+    return Effect.gen(function* () {
+      const lock = yield* Effect.makeSemaphore(1)
+      const core = new KeyringCore(doc, storage, lock, provider, location)
+      const problem = core.hydrate(doc)
+      if (problem !== undefined) return yield* new KeyringUnreadable({ path: location, reason: problem })
+      return core
+    })
+  }
+
+  private hydrate(doc: KeyringDoc): string | undefined {
+    const umks = new Map<number, Buffer>()
+    for (const umk of doc.umks) {
+      const key = unb64(umk.key)
+      if (key.length !== KEY_BYTES) return `master key umk-v${umk.version} is not 32 bytes`
+      umks.set(umk.version, key)
+    }
+    if (!umks.has(doc.primary)) return `primary master key umk-v${doc.primary} is missing`
+    const keks = new Map<string, Buffer>()
+    for (const [wallet, record] of Object.entries(doc.wallets)) {
+      for (const kek of record.keks) {
+        const umkKey = umks.get(kek.umk)
+        if (umkKey === undefined) continue // reported as KeyNotFound(missing-master-key) on use
+        const key = gcmOpen(
+          umkKey,
+          unb64(kek.nonce),
+          unb64(kek.wrapped),
+          kekAad(wallet, kek.version, kek.umk)
+        )
+        if (key === undefined || key.length !== KEY_BYTES) {
+          return `wallet key ${localKeyId(wallet, kek.version)} does not decrypt under umk-v${kek.umk}`
+        }
+        keks.set(`${wallet}\u0000${kek.version}`, key)
+      }
+    }
+    const systemUmk = umks.get(doc.system.umk)
+    if (systemUmk === undefined)
+      return `the system root is wrapped under missing master key umk-v${doc.system.umk}`
+    const root = gcmOpen(
+      systemUmk,
+      unb64(doc.system.nonce),
+      unb64(doc.system.wrapped),
+      systemAad(doc.system.umk)
+    )
+    if (root === undefined || root.length !== KEY_BYTES) return "the system root does not decrypt"
+    for (const b of this.umks.values()) b.fill(0)
+    for (const b of this.keks.values()) b.fill(0)
+    this.systemRoot.fill(0)
+    this.umks = umks
+    this.keks = keks
+    this.systemRoot = root
+    this.doc = doc
+    return undefined
+  }
+
+  /** The system root secret (copy). */
+  rootSecret(): Redacted.Redacted<Uint8Array> {
+    return Redacted.make(new Uint8Array(this.systemRoot))
+  }
+
+  private adopt(doc: KeyringDoc): Effect.Effect<void, KeyringWriteFailed> {
+    return Effect.suspend(() => {
+      const problem = this.hydrate(doc)
+      return problem === undefined
+        ? Effect.void
+        : Effect.fail(
+            new KeyringWriteFailed({ path: this.location, reason: `keyring on disk is unusable: ${problem}` })
+          )
+    })
+  }
+
+  /**
+   * Run a mutation: under the in-process lock and the storage's cross-process lock, adopt the
+   * stored document if another process changed it, build the next document from the current
+   * one, write it, and only then make it current.
+   */
+  private mutate<A>(
+    plan: () => { readonly next?: KeyringDoc; readonly result: () => A }
+  ): Effect.Effect<A, KeyringWriteFailed> {
+    return this.lock.withPermits(1)(
+      this.storage.exclusive(
+        Effect.gen(this, function* () {
+          const stored = yield* this.storage.reload(this.doc.revision)
+          if (stored !== undefined) yield* this.adopt(stored)
+          const step = plan()
+          if (step.next !== undefined) {
+            const next = { ...step.next, revision: this.doc.revision + 1 }
+            yield* this.storage.write(next)
+            yield* this.adopt(next)
+          }
+          return step.result()
+        })
+      )
+    )
+  }
+
+  /** Adopt the stored document if another process changed it (lock-free read). */
+  private refresh(): Effect.Effect<void, KeyringWriteFailed> {
+    return this.lock.withPermits(1)(
+      Effect.flatMap(this.storage.reload(this.doc.revision), (stored) =>
+        stored === undefined ? Effect.void : this.adopt(stored)
+      )
+    )
+  }
+
+  private currentKek(wallet: string): Effect.Effect<{ version: number; key: Buffer }, KeyringWriteFailed> {
+    const existing = this.currentKekSync(wallet)
+    if (existing !== undefined) return Effect.succeed(existing)
+    return this.mutate(() => {
+      const again = this.currentKekSync(wallet)
+      if (again !== undefined) return { result: () => again }
+      const record = this.doc.wallets[wallet]
+      const version = nextKekVersion(record)
+      return {
+        next: {
+          ...this.doc,
+          wallets: { ...this.doc.wallets, [wallet]: this.newKek(wallet, version, record) }
+        },
+        result: () => this.currentKekSync(wallet)!
+      }
+    })
+  }
+
+  private currentKekSync(wallet: string): { version: number; key: Buffer } | undefined {
+    const record = this.doc.wallets[wallet]
+    if (record === undefined) return undefined
+    const kek = record.keks.find((k) => k.version === record.current)
+    if (kek === undefined || kek.umk !== this.doc.primary) return undefined
+    const key = this.keks.get(`${wallet}\u0000${kek.version}`)
+    return key === undefined ? undefined : { version: kek.version, key }
+  }
+
+  private newKek(wallet: string, version: number, record: WalletRecord | undefined): WalletRecord {
+    const umkKey = this.umks.get(this.doc.primary)!
+    const kek = freshKey()
+    const wrapped = wrapUnder(umkKey, kek, kekAad(wallet, version, this.doc.primary))
+    kek.fill(0)
+    return {
+      ...(record ?? {}),
+      current: version,
+      keks: [...(record?.keks ?? []), { version, umk: this.doc.primary, ...wrapped, createdAt: now() }]
+    }
+  }
+
+  private wrapDek(context: EncryptionContext, kek: { version: number; key: Buffer }, dek: Uint8Array) {
+    const header = Buffer.alloc(WRAP_HEADER)
+    header.writeUInt8(WRAP_FORMAT, 0)
+    header.writeUInt32BE(kek.version, 1)
+    const nonce = freshNonce()
+    const sealed = gcmSeal(kek.key, nonce, dek, dekAad(context, header))
+    return new Uint8Array(Buffer.concat([header, nonce, sealed]))
+  }
+
+  /** Resolve the KEK a wrapped DEK names, after checking the key id matches the wrap. */
+  private kekFor(
+    context: EncryptionContext,
+    wrapped: Uint8Array,
+    keyId: string
+  ): Effect.Effect<{ version: number; key: Buffer }, KeyNotFound | DecryptFailed | KeyringWriteFailed> {
+    if (wrapped.length !== WRAPPED_DEK_BYTES || wrapped[0] !== WRAP_FORMAT)
+      return Effect.fail(new DecryptFailed())
+    const version = Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).readUInt32BE(1)
+    if (keyId !== localKeyId(context.wallet, version)) return Effect.fail(new DecryptFailed())
+    const found = this.kekSync(context.wallet, version, keyId)
+    if (!(found instanceof KeyNotFound)) return Effect.succeed(found)
+    if (found.reason !== "unknown") return Effect.fail(found)
+    // Possibly created by another process (e.g. `aap keys rotate`) since we loaded: re-read once.
+    return Effect.flatMap(this.refresh(), () => {
+      const again = this.kekSync(context.wallet, version, keyId)
+      return again instanceof KeyNotFound ? Effect.fail(again) : Effect.succeed(again)
+    })
+  }
+
+  private kekSync(
+    wallet: string,
+    version: number,
+    keyId: string
+  ): { version: number; key: Buffer } | KeyNotFound {
+    const context = { wallet }
+    const key = this.keks.get(`${wallet}\u0000${version}`)
+    if (key !== undefined) return { version, key }
+    const record = this.doc.wallets[context.wallet]
+    const kek = record?.keks.find((k) => k.version === version)
+    if (kek !== undefined) return new KeyNotFound({ keyId, reason: "missing-master-key" })
+    if (record?.shreddedThrough !== undefined && version <= record.shreddedThrough) {
+      return new KeyNotFound({ keyId, reason: "shredded" })
+    }
+    return new KeyNotFound({ keyId, reason: "unknown" })
+  }
+
+  private unwrapDek(
+    context: EncryptionContext,
+    wrapped: Uint8Array,
+    kek: { version: number; key: Buffer }
+  ): Effect.Effect<Buffer, DecryptFailed> {
+    const header = wrapped.subarray(0, WRAP_HEADER)
+    const nonce = wrapped.subarray(WRAP_HEADER, WRAP_HEADER + NONCE_BYTES)
+    const sealed = wrapped.subarray(WRAP_HEADER + NONCE_BYTES)
+    const dek = gcmOpen(kek.key, nonce, sealed, dekAad(context, header))
+    return dek === undefined || dek.length !== KEY_BYTES
+      ? Effect.fail(new DecryptFailed())
+      : Effect.succeed(dek)
+  }
+
+  generateDataKey(context: EncryptionContext): Effect.Effect<DataKey, KeyProviderError> {
+    return Effect.flatMap(checkContext(context), () =>
+      Effect.map(this.currentKek(context.wallet), (kek) => {
+        const dek = freshKey()
+        const wrapped = this.wrapDek(context, kek, dek)
+        return {
+          plaintext: Redacted.make(own(dek)),
+          wrapped,
+          keyId: localKeyId(context.wallet, kek.version)
+        }
+      })
+    )
+  }
+
+  decryptDataKey(
+    context: EncryptionContext,
+    wrapped: Uint8Array,
+    keyId: string
+  ): Effect.Effect<Redacted.Redacted<Uint8Array>, KeyProviderError> {
+    return Effect.flatMap(checkContext(context), () =>
+      Effect.flatMap(this.kekFor(context, wrapped, keyId), (kek) =>
+        Effect.map(this.unwrapDek(context, wrapped, kek), (dek) => Redacted.make(own(dek)))
+      )
+    )
+  }
+
+  rewrap(
+    context: EncryptionContext,
+    wrapped: Uint8Array,
+    keyId: string
+  ): Effect.Effect<Rewrapped, KeyProviderError> {
+    return Effect.gen(this, function* () {
+      yield* checkContext(context)
+      const kek = yield* this.kekFor(context, wrapped, keyId)
+      const dek = yield* this.unwrapDek(context, wrapped, kek)
+      const current = yield* this.currentKek(context.wallet)
+      if (current.version === kek.version) {
+        dek.fill(0)
+        return { wrapped, keyId, rewrapped: false }
+      }
+      const next = this.wrapDek(context, current, dek)
+      dek.fill(0)
+      return { wrapped: next, keyId: localKeyId(context.wallet, current.version), rewrapped: true }
+    })
+  }
+
+  rotate(): Effect.Effect<Description, KeyringWriteFailed> {
+    return this.mutate(() => {
+      {
+        const version = Math.max(...this.doc.umks.map((u) => u.version)) + 1
+        const umk = freshKey()
+        const createdAt = now()
+        const withUmk: KeyringDoc = {
+          ...this.doc,
+          primary: version,
+          umks: [...this.doc.umks, { version, key: b64(umk), createdAt }],
+          system: { umk: version, ...wrapUnder(umk, this.systemRoot, systemAad(version)), createdAt }
+        }
+        // Each wallet gets a new KEK under the new primary; old KEKs stay (decrypt only)
+        // until their DEKs are re-wrapped.
+        const wallets: Record<string, WalletRecord> = {}
+        for (const [wallet, record] of Object.entries(withUmk.wallets)) {
+          const kek = freshKey()
+          const v = nextKekVersion(record)
+          const wrapped = wrapUnder(umk, kek, kekAad(wallet, v, version))
+          kek.fill(0)
+          wallets[wallet] = {
+            ...record,
+            current: v,
+            keks: [...record.keks, { version: v, umk: version, ...wrapped, createdAt }]
+          }
+        }
+        umk.fill(0)
+        return { next: { ...withUmk, wallets }, result: () => this.describeSync() }
+      }
+    })
+  }
+
+  shredWallet(wallet: string): Effect.Effect<ReadonlyArray<string>, KeyringWriteFailed> {
+    return this.mutate((): { next?: KeyringDoc; result: () => ReadonlyArray<string> } => {
+      {
+        const record = this.doc.wallets[wallet]
+        if (record === undefined || record.keks.length === 0) return { result: () => [] }
+        const removed = record.keks.map((k) => localKeyId(wallet, k.version))
+        const through = Math.max(record.shreddedThrough ?? 0, ...record.keks.map((k) => k.version))
+        const next: KeyringDoc = {
+          ...this.doc,
+          wallets: {
+            ...this.doc.wallets,
+            [wallet]: { current: through, keks: [], shreddedThrough: through, shreddedAt: now() }
+          }
+        }
+        return { next, result: () => removed }
+      }
+    })
+  }
+
+  describeSync(): Description {
+    const wallets = Object.values(this.doc.wallets)
+    return {
+      provider: this.provider,
+      location: this.location,
+      primaryKeyId: umkAad(this.doc.primary),
+      masterKeys: this.doc.umks.map((u) => ({
+        keyId: umkAad(u.version),
+        primary: u.version === this.doc.primary,
+        createdAt: u.createdAt
+      })),
+      wallets: wallets.filter((w) => w.keks.length > 0).length,
+      shreddedWallets: wallets.filter((w) => w.keks.length === 0 && w.shreddedThrough !== undefined).length
+    }
+  }
+
+  /** The current document (for persistence tests and `aap keys status`). */
+  document(): KeyringDoc {
+    return this.doc
+  }
+}
+
+const nextKekVersion = (record: WalletRecord | undefined): number =>
+  Math.max(
+    record?.shreddedThrough ?? 0,
+    record?.current ?? 0,
+    ...(record?.keks ?? []).map((k) => k.version)
+  ) + 1
