@@ -91,6 +91,9 @@ export const parseDuration: (text: string) => number | undefined = internalDurat
 /** Canonical text for a number of seconds (`5400` → `1h30m`). */
 export const formatDuration: (seconds: number) => string = internalDuration.format
 
+const formatActual = (actual: unknown): string =>
+  actual === undefined ? "nothing" : typeof actual === "string" ? JSON.stringify(actual) : String(actual)
+
 const DURATION_TEXT = Schema.String.annotations({
   jsonSchema: {
     type: "string",
@@ -98,7 +101,8 @@ const DURATION_TEXT = Schema.String.annotations({
     minLength: 2,
     examples: ["90s", "15m", "1h", "1h30m"]
   },
-  description: "a duration: hours, minutes and seconds such as 90s, 15m, 1h, 1h30m"
+  description: "a duration: hours, minutes and seconds such as 90s, 15m, 1h, 1h30m",
+  message: (issue) => `expected a duration such as 90s, 15m, 1h or 1h30m, got ${formatActual(issue.actual)}`
 })
 
 /** A duration written `90s` / `15m` / `1h` / `1h30m`, decoded to a positive whole number of seconds. */
@@ -313,6 +317,14 @@ export const Operator = Schema.Struct({
 })
 export interface Operator extends Schema.Schema.Type<typeof Operator> {}
 
+/** Distinct operator approvals: 1 to 10. */
+export const Approvals = Schema.Int.pipe(
+  Schema.between(1, 10, {
+    message: (issue) =>
+      `expected a whole number of approvals from 1 to 10 (high and critical capabilities always need at least one), got ${formatActual(issue.actual)}`
+  })
+)
+
 export const Capability = Schema.Struct({
   id: CapabilityId,
   description: Schema.optional(Schema.String),
@@ -323,7 +335,7 @@ export const Capability = Schema.Struct({
    * Distinct operator approvals needed (high, critical). Defaults to 1 there; may be raised,
    * never set to 0; not allowed on low/medium (those tiers are auto-granted).
    */
-  approvals: Schema.optional(Schema.Int.pipe(Schema.between(1, 10))),
+  approvals: Schema.optional(Approvals),
   backing: Backing
 })
 export interface Capability extends Schema.Schema.Type<typeof Capability> {}
@@ -345,6 +357,47 @@ export interface CatalogEncoded extends Schema.Schema.Encoded<typeof Catalog> {}
 /** The number of approvals a capability needs (0 for low/medium). */
 export const requiredApprovals = (capability: Capability): number =>
   tierNeedsApproval(capability.tier) ? (capability.approvals ?? 1) : 0
+
+// ---------------------------------------------------------------------------------------------
+// Load errors (produced by `CatalogFile`; here so the HTTP contract needs no YAML)
+// ---------------------------------------------------------------------------------------------
+
+/** One problem in a catalog file. `line` and `column` are 1-based. */
+export class CatalogIssue extends Schema.Class<CatalogIssue>("CatalogIssue")({
+  file: Schema.String,
+  line: Schema.Int,
+  column: Schema.Int,
+  /** `capabilities[2].ttl.max`; empty for the document itself. */
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+/** `file:line:column path: message`, the form editors and terminals link. */
+export const formatIssue = (issue: CatalogIssue): string =>
+  `${issue.file}:${issue.line}:${issue.column} ${issue.path === "" ? "" : `${issue.path}: `}${issue.message}`
+
+/** The catalog file is invalid; `issues` lists every problem, in file order. */
+export class CatalogInvalid extends Schema.TaggedError<CatalogInvalid>()(
+  "CatalogInvalid",
+  { file: Schema.String, issues: Schema.Array(CatalogIssue) },
+  HttpApiSchema.annotations({ status: 422 })
+) {
+  override get message(): string {
+    const n = this.issues.length
+    return `${this.file}: ${n} error${n === 1 ? "" : "s"}\n${this.issues.map(formatIssue).join("\n")}`
+  }
+}
+
+/** The catalog file cannot be read (missing, a directory, no permission). */
+export class CatalogUnreadable extends Schema.TaggedError<CatalogUnreadable>()(
+  "CatalogUnreadable",
+  { file: Schema.String, reason: Schema.String },
+  HttpApiSchema.annotations({ status: 422 })
+) {
+  override get message(): string {
+    return `cannot read catalog ${this.file}: ${this.reason}`
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // authorize
