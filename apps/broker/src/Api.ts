@@ -1,0 +1,36 @@
+/**
+ * The broker's HttpApi: the contexts' groups with the broker's authentication middlewares, plus
+ * the broker's own endpoints. Clients derive a typed client from it:
+ * `HttpApiClient.make(Api, { baseUrl })`.
+ *
+ * @since 0.1.0
+ */
+import { HttpApi, OpenApi } from "@effect/platform"
+import {
+  InternalError,
+  PayloadTooLarge,
+  RequestTimeout,
+  RouteNotFound,
+  ShuttingDown
+} from "./BrokerErrors.js"
+import { SystemApi } from "./SystemApi.js"
+
+/**
+ * @since 0.1.0
+ * @category api
+ */
+export class Api extends HttpApi.make("aap")
+  .add(SystemApi)
+  .addError(RouteNotFound)
+  .addError(PayloadTooLarge)
+  .addError(RequestTimeout)
+  .addError(ShuttingDown)
+  .addError(InternalError)
+  .annotateContext(
+    OpenApi.annotations({
+      title: "aap broker",
+      version: "0.1.0",
+      description:
+        "Agent Access Plane broker: agents request capabilities and fetch short-lived credentials; operators approve, manage secrets and read the audit log. Errors are JSON `{_tag, message}`."
+    })
+  ) {}

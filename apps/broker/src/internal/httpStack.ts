@@ -1,0 +1,289 @@
+/**
+ * The HTTP plumbing around the composed HttpApi: error normalisation (every error is JSON
+ * `{_tag, message}` with a §10 status), body limit, per-request timeout, request/trace ids,
+ * access logs, metrics, and a graceful drain on shutdown.
+ */
+import type * as Http from "node:http"
+import {
+  HttpApi,
+  HttpApiBuilder,
+  HttpApiError,
+  type HttpApp,
+  HttpIncomingMessage,
+  HttpServer,
+  HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
+import { Cause, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Api } from "../Api.js"
+import { InternalError, PayloadTooLarge, RequestTimeout, RouteNotFound } from "../BrokerErrors.js"
+import { BrokerMetrics, requestIdFrom, traceIdFrom } from "./observability.js"
+
+/** Maps a request to the route pattern it matches, for metric labels. */
+export interface RouteMatcher {
+  readonly match: (method: string, path: string) => string
+}
+
+export const makeRouteMatcher = (api: HttpApi.HttpApi.Any): RouteMatcher => {
+  const routes: Array<{ method: string; re: RegExp; pattern: string }> = []
+  HttpApi.reflect(api as HttpApi.HttpApi.AnyWithProps, {
+    onGroup() {},
+    onEndpoint({ endpoint }) {
+      const pattern = endpoint.path
+      const re = new RegExp(
+        "^" +
+          pattern
+            .split("/")
+            .map((seg) =>
+              seg.startsWith(":")
+                ? seg.endsWith("*")
+                  ? "(.+)"
+                  : "([^/]+)"
+                : seg === "*"
+                  ? "(.*)"
+                  : seg.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+            )
+            .join("/") +
+          "$"
+      )
+      routes.push({ method: endpoint.method, re, pattern })
+    }
+  })
+  routes.push({ method: "GET", re: /^\/openapi\.json$/, pattern: "/openapi.json" })
+  routes.push({ method: "GET", re: /^\/docs$/, pattern: "/docs" })
+  const cache = new Map<string, string>()
+  return {
+    match: (method, path) => {
+      const key = method + " " + path
+      const hit = cache.get(key)
+      if (hit !== undefined) return hit
+      const found = routes.find((r) => r.method === method && r.re.test(path))?.pattern ?? "unmatched"
+      if (cache.size < 10_000) cache.set(key, found)
+      return found
+    }
+  }
+}
+
+type TransportError =
+  | HttpApiError.HttpApiDecodeError
+  | RouteNotFound
+  | PayloadTooLarge
+  | RequestTimeout
+  | InternalError
+
+const isRequestError = (u: unknown): u is HttpServerError.RequestError =>
+  HttpServerError.isServerError(u) && u._tag === "RequestError"
+
+const causeMessage = (u: unknown): string =>
+  u !== null && typeof u === "object" && "cause" in u && u.cause instanceof Error ? u.cause.message : ""
+
+/** Issues from the schema decoder, without the offending values (they may be secrets). */
+const sanitizeDecodeError = (e: HttpApiError.HttpApiDecodeError): HttpApiError.HttpApiDecodeError => {
+  const issues = e.issues.map((i) => ({
+    _tag: i._tag,
+    path: i.path,
+    message:
+      i._tag === "Missing"
+        ? "is missing"
+        : i._tag === "Unexpected"
+          ? "is not allowed"
+          : i._tag === "Type" || i._tag === "Refinement" || i._tag === "Transformation"
+            ? `is not valid${i.message.match(/^Expected ([^,]{1,80}),/)?.[1] ? ` (expected ${i.message.match(/^Expected ([^,]{1,80}),/)?.[1]})` : ""}`
+            : "is not valid"
+  }))
+  const where = issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length > 0 ? i.path.join(".") : "(body)"} ${i.message}`)
+    .join("; ")
+  return new HttpApiError.HttpApiDecodeError({
+    issues,
+    message: `invalid request: ${where || "could not decode the request"}`
+  })
+}
+
+/**
+ * Api-level middleware (inside the HttpApi error encoder): turns transport failures into typed
+ * errors so they are encoded like every other error.
+ */
+export const apiMiddlewareLayer = (options: {
+  readonly requestTimeout: Duration.Duration
+}): Layer.Layer<never> => {
+  const timeoutMessage = `the request did not complete within ${Duration.format(options.requestTimeout)}`
+  const fn = (app: HttpApp.Default): HttpApp.Default<TransportError> =>
+    app.pipe(
+      Effect.catchAllCause((cause): Effect.Effect<never, TransportError> => {
+        const failure: unknown = Option.getOrUndefined(Cause.failureOption(cause))
+        if (failure instanceof HttpApiError.HttpApiDecodeError)
+          return Effect.fail(sanitizeDecodeError(failure))
+        if (HttpServerError.isServerError(failure) && failure._tag === "RouteNotFound") {
+          return Effect.fail(
+            new RouteNotFound({
+              message: `no route for ${failure.request.method} ${failure.request.url.split("?")[0]}`
+            })
+          )
+        }
+        if (failure !== undefined || Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+        const defect: unknown = Option.getOrUndefined(Cause.dieOption(cause))
+        if (isRequestError(defect) && defect.reason === "Decode") {
+          return causeMessage(defect) === "maxBytes exceeded"
+            ? Effect.fail(new PayloadTooLarge({ message: "the request body is too large" }))
+            : Effect.fail(
+                new HttpApiError.HttpApiDecodeError({
+                  issues: [],
+                  message: "malformed request body: expected JSON"
+                })
+              )
+        }
+        return Effect.logError("unhandled defect", cause).pipe(
+          Effect.zipRight(Effect.fail(new InternalError({ message: "internal error; see the broker log" })))
+        )
+      }),
+      Effect.timeoutFail({
+        duration: options.requestTimeout,
+        onTimeout: () => new RequestTimeout({ message: timeoutMessage })
+      })
+    )
+  return HttpApiBuilder.middleware(Api, fn)
+}
+
+/** Tracks in-flight requests so shutdown can drain them. */
+export interface Drain {
+  readonly begin: () => boolean
+  readonly end: () => void
+  readonly inFlight: () => number
+  readonly close: (grace: Duration.Duration) => Effect.Effect<void>
+  readonly isDraining: () => boolean
+}
+
+export const makeDrain = (): Drain => {
+  let inFlight = 0
+  let draining = false
+  let idle: Deferred.Deferred<void> | undefined
+  return {
+    begin: () => {
+      if (draining) return false
+      inFlight++
+      return true
+    },
+    end: () => {
+      inFlight--
+      if (inFlight === 0 && idle !== undefined) Deferred.unsafeDone(idle, Effect.void)
+    },
+    inFlight: () => inFlight,
+    isDraining: () => draining,
+    close: (grace) =>
+      Effect.gen(function* () {
+        draining = true
+        if (inFlight === 0) return
+        idle = yield* Deferred.make<void>()
+        yield* Effect.logInfo("draining in-flight requests", { inFlight, graceMs: Duration.toMillis(grace) })
+        yield* Deferred.await(idle).pipe(Effect.timeoutOption(grace), Effect.asVoid)
+      })
+  }
+}
+
+const json413 = HttpServerResponse.unsafeJson(
+  { _tag: "PayloadTooLarge", message: "the request body is too large" },
+  { status: 413 }
+)
+const json503 = HttpServerResponse.unsafeJson(
+  { _tag: "ShuttingDown", message: "the broker is shutting down" },
+  { status: 503, headers: { connection: "close" } }
+)
+
+/** Outermost middleware: ids, body limit, drain, access log and metrics. */
+export const outerMiddleware =
+  (options: {
+    readonly maxBodyBytes: number
+    readonly routes: RouteMatcher
+    readonly drain: Drain
+    readonly accessLog: boolean
+  }) =>
+  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R | BrokerMetrics> =>
+    Effect.gen(function* () {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const metrics = yield* BrokerMetrics
+      const started = performance.now()
+      const headers = request.headers
+      const requestId = requestIdFrom(headers["x-request-id"])
+      const traceId = traceIdFrom(headers.traceparent)
+      const q = request.url.indexOf("?")
+      const path = q === -1 ? request.url : request.url.slice(0, q)
+      const route = options.routes.match(request.method, path)
+      let response: HttpServerResponse.HttpServerResponse
+      if (!options.drain.begin()) {
+        response = json503
+      } else {
+        const length = Number(headers["content-length"] ?? "0")
+        if (Number.isFinite(length) && length > options.maxBodyBytes) {
+          options.drain.end()
+          response = json413
+        } else {
+          response = yield* app.pipe(
+            HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)),
+            Effect.annotateLogs({ requestId, traceId }),
+            Effect.ensuring(Effect.sync(options.drain.end))
+          )
+        }
+      }
+      const seconds = (performance.now() - started) / 1000
+      const labels = { method: request.method, route, status: String(response.status) }
+      metrics.httpRequests.inc(labels)
+      metrics.httpDuration.observe(labels, seconds)
+      if (options.accessLog) {
+        yield* Effect.logInfo("request", {
+          requestId,
+          traceId,
+          method: request.method,
+          route,
+          status: response.status,
+          durationMs: Math.round(seconds * 100_000) / 100
+        })
+      }
+      return HttpServerResponse.setHeaders(response, { "x-request-id": requestId, "x-trace-id": traceId })
+    }) as HttpApp.Default<E, R | BrokerMetrics>
+
+/**
+ * Serves the HttpApi on the given node server with the outer middleware, and drains in-flight
+ * requests (bounded by `grace`) before the server stops and the layers below (audit, store)
+ * are finalised.
+ */
+export const serveLayer = (options: {
+  readonly server: Http.Server
+  readonly maxBodyBytes: number
+  readonly grace: Duration.Duration
+  readonly accessLog: boolean
+}): Layer.Layer<
+  never,
+  never,
+  HttpApi.Api | HttpServer.HttpServer | BrokerMetrics | HttpApiBuilder.Router | HttpApiBuilder.Middleware
+> =>
+  Layer.scopedDiscard(
+    Effect.gen(function* () {
+      const { api } = yield* HttpApi.Api
+      const app = yield* HttpApiBuilder.httpApp
+      const server = yield* HttpServer.HttpServer
+      const drain = makeDrain()
+      const routes = makeRouteMatcher(api)
+      const wrapped = outerMiddleware({
+        maxBodyBytes: options.maxBodyBytes,
+        routes,
+        drain,
+        accessLog: options.accessLog
+      })(app)
+      const context = yield* Effect.context<BrokerMetrics>()
+      yield* server.serve(Effect.provide(wrapped, context) as HttpApp.Default<unknown>)
+      // Registered after `serve`, so it runs first on shutdown: refuse new requests, let the
+      // in-flight ones finish, then close idle keep-alive connections.
+      yield* Effect.addFinalizer(() =>
+        drain.close(options.grace).pipe(
+          Effect.zipRight(
+            Effect.sync(() => {
+              options.server.closeIdleConnections()
+            })
+          )
+        )
+      )
+    })
+  )
