@@ -1,0 +1,293 @@
+/**
+ * The audit log's read side: list streams, tail a stream, query across streams, and verify
+ * every stream's hash chain and checkpoints (DESIGN §8). Reads any stream in the sink,
+ * whoever wrote it.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Layer, Stream } from "effect"
+import { AuditUnavailable } from "./AuditError.js"
+import {
+  type AuditEvent,
+  type Break,
+  type Checkpoint,
+  GENESIS_HASH,
+  type StreamReport,
+  type VerifyReport
+} from "./AuditEvent.js"
+import * as AuditKeys from "./AuditKeys.js"
+import * as AuditSink from "./AuditSink.js"
+import * as CheckpointCodec from "./internal/checkpoint.js"
+import { fastLink, type Link, parseLine, readLine } from "./internal/record.js"
+import { ulidTime } from "./internal/ulid.js"
+
+/**
+ * Filters for `query`. All given filters must match. `from` is inclusive, `to` exclusive
+ * (ISO-8601 timestamps). `hmac` matches an event any of whose `hmac` values equals it (see
+ * `AuditHmac.compute`). `after` (a seq) applies only with `stream`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Query {
+  readonly stream?: string | undefined
+  readonly after?: number | undefined
+  readonly from?: string | undefined
+  readonly to?: string | undefined
+  readonly session?: string | undefined
+  readonly actor?: string | undefined
+  readonly actorType?: AuditEvent["actor"]["type"] | undefined
+  readonly action?: string | undefined
+  readonly wallet?: string | undefined
+  readonly hmac?: string | undefined
+  readonly limit?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface VerifyOptions {
+  /** Checkpoints kept elsewhere (shipped to an Object Lock bucket); checked like stored ones. */
+  readonly checkpoints?: ReadonlyArray<Checkpoint> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuditReaderShape {
+  /** Every stream id, sorted. */
+  readonly streams: Effect.Effect<ReadonlyArray<string>, AuditUnavailable>
+  /** Events of one stream with seq greater than `after` (default 0), at most `limit` (default 100). */
+  readonly tail: (
+    stream: string,
+    options?: { readonly after?: number | undefined; readonly limit?: number | undefined }
+  ) => Effect.Effect<ReadonlyArray<AuditEvent>, AuditUnavailable>
+  /** Events matching every filter, ordered by (ts, stream, seq), at most `limit` (default 100). */
+  readonly query: (query: Query) => Effect.Effect<ReadonlyArray<AuditEvent>, AuditUnavailable>
+  /** Walk every stream; report the first broken record. */
+  readonly verify: (options?: VerifyOptions) => Effect.Effect<VerifyReport, AuditUnavailable>
+  /** Walk one stream. */
+  readonly verifyStream: (
+    stream: string,
+    options?: VerifyOptions
+  ) => Effect.Effect<
+    { readonly report: StreamReport; readonly firstBreak?: Break | undefined },
+    AuditUnavailable
+  >
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class AuditReader extends Context.Tag("@aap/audit/AuditReader")<AuditReader, AuditReaderShape>() {}
+
+/**
+ * Most events one `tail` or `query` returns.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const MAX_LIMIT = 10_000
+
+const sinkUnavailable = (e: AuditSink.AuditSinkError) =>
+  new AuditUnavailable({ message: `audit sink unavailable (${e.operation})` })
+
+const keysUnavailable = () => new AuditUnavailable({ message: "audit checkpoint keys are unavailable" })
+
+const clampLimit = (limit: number | undefined) => Math.max(1, Math.min(MAX_LIMIT, Math.floor(limit ?? 100)))
+
+const matches = (event: AuditEvent, q: Query): boolean =>
+  (q.from === undefined || event.ts >= q.from) &&
+  (q.to === undefined || event.ts < q.to) &&
+  (q.session === undefined || event.session === q.session) &&
+  (q.actor === undefined || event.actor.id === q.actor) &&
+  (q.actorType === undefined || event.actor.type === q.actorType) &&
+  (q.action === undefined || event.action === q.action) &&
+  (q.wallet === undefined || event.wallet === q.wallet) &&
+  (q.hmac === undefined || (event.hmac !== undefined && Object.values(event.hmac).includes(q.hmac)))
+
+const order = (a: AuditEvent, b: AuditEvent) =>
+  a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : a.seq - b.seq
+
+/**
+ * The reader over any `AuditSink` (checkpoint keys from `AuditKeys`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysShape): AuditReaderShape => {
+  const streams = Effect.mapError(sink.streams, sinkUnavailable)
+
+  const tail: AuditReaderShape["tail"] = (stream, options) =>
+    sink.scan(stream, Math.max(0, Math.floor(options?.after ?? 0)) + 1).pipe(
+      Stream.map(({ line }) => readLine(line)),
+      Stream.filter((event): event is AuditEvent => event !== undefined),
+      Stream.take(clampLimit(options?.limit)),
+      Stream.runCollect,
+      Effect.map((chunk) => [...chunk]),
+      Effect.mapError(sinkUnavailable)
+    )
+
+  const query: AuditReaderShape["query"] = (q) =>
+    Effect.gen(function* () {
+      const limit = clampLimit(q.limit)
+      const all = q.stream === undefined ? yield* streams : [q.stream]
+      // a stream id carries its writer's start time: skip streams started at or after `to`
+      const candidates = all.filter((s) => {
+        if (q.to === undefined) return true
+        const started = ulidTime(s.slice(-26))
+        return Number.isNaN(started) || new Date(started).toISOString() < q.to
+      })
+      const found: Array<AuditEvent> = []
+      for (const stream of candidates) {
+        const from = q.stream !== undefined ? Math.max(0, Math.floor(q.after ?? 0)) + 1 : 1
+        yield* Stream.runForEachChunk(sink.scan(stream, from), (chunk) =>
+          Effect.sync(() => {
+            for (const { line } of chunk) {
+              const event = readLine(line)
+              if (event !== undefined && matches(event, q)) found.push(event)
+            }
+          })
+        ).pipe(Effect.mapError(sinkUnavailable))
+      }
+      return found.sort(order).slice(0, limit)
+    })
+
+  const verifyStream: AuditReaderShape["verifyStream"] = (stream, options) =>
+    Effect.gen(function* () {
+      const publicKeys = yield* Effect.mapError(keys.publicKeys, keysUnavailable)
+      const stored = yield* Effect.mapError(sink.checkpoints(stream), sinkUnavailable)
+      let firstBreak: Break | undefined
+      const note = (seq: number, reason: Break["reason"], message: string) => {
+        if (firstBreak === undefined || seq < firstBreak.seq) firstBreak = { stream, seq, reason, message }
+      }
+      const valid: Array<Checkpoint> = []
+      const consider = (checked: CheckpointCodec.CheckedCheckpoint) => {
+        if (checked._tag === "Invalid") note(checked.seq, "bad-checkpoint", checked.message)
+        else if (checked.checkpoint.stream !== stream)
+          note(checked.checkpoint.seq, "bad-checkpoint", "checkpoint names another stream")
+        else valid.push(checked.checkpoint)
+      }
+      for (const line of stored) consider(CheckpointCodec.check(line, publicKeys))
+      for (const c of options?.checkpoints ?? []) {
+        if (c.stream === stream) consider(CheckpointCodec.checkDecoded(c, publicKeys))
+      }
+      const expected = new Map<number, string>()
+      for (const c of valid) {
+        const other = expected.get(c.seq)
+        if (other !== undefined && other !== c.hash)
+          note(c.seq, "checkpoint-mismatch", "two checkpoints disagree")
+        expected.set(c.seq, c.hash)
+      }
+      if (expected.has(0) && expected.get(0) !== GENESIS_HASH) {
+        note(0, "checkpoint-mismatch", "checkpoint at seq 0 is not the genesis hash")
+      }
+
+      let prevSeq = 0
+      let prevHash = GENESIS_HASH
+      let records = 0
+      let broken = false
+      yield* Stream.runForEachChunk(sink.scan(stream, 1), (chunk) =>
+        Effect.sync(() => {
+          if (broken) return
+          for (const { line } of chunk) {
+            const seq = prevSeq + 1
+            let link: Link | undefined = fastLink(line)
+            if (link === undefined) {
+              const parsed = parseLine(line)
+              if (parsed._tag === "Bad") {
+                note(seq, parsed.reason, parsed.message)
+                broken = true
+                return
+              }
+              link = parsed.event
+            }
+            if (link.stream !== stream) {
+              note(seq, "wrong-stream", `record names stream ${link.stream}`)
+            } else if (link.seq > seq) {
+              note(seq, "gap", `expected seq ${seq}, found ${link.seq}`)
+            } else if (link.seq < seq) {
+              note(seq, "out-of-order", `expected seq ${seq}, found ${link.seq}`)
+            } else if (link.prevHash !== prevHash) {
+              note(seq, "bad-prev-hash", "prevHash is not the previous record's hash")
+            } else if (expected.has(seq) && expected.get(seq) !== link.hash) {
+              note(seq, "checkpoint-mismatch", "record differs from the signed checkpoint")
+            } else {
+              prevSeq = seq
+              prevHash = link.hash
+              records++
+              continue
+            }
+            broken = true
+            return
+          }
+        })
+      ).pipe(Effect.mapError(sinkUnavailable))
+
+      let checkpointSeq: number | undefined
+      let final: Checkpoint | undefined
+      for (const c of valid) {
+        if (checkpointSeq === undefined || c.seq > checkpointSeq) checkpointSeq = c.seq
+        if (c.final && (final === undefined || c.seq > final.seq)) final = c
+      }
+      if (!broken && checkpointSeq !== undefined && checkpointSeq > prevSeq) {
+        note(
+          prevSeq + 1,
+          "truncated",
+          `a checkpoint covers seq ${checkpointSeq}; the stream ends at ${prevSeq}`
+        )
+      }
+      if (!broken && final !== undefined && prevSeq > final.seq) {
+        note(
+          final.seq + 1,
+          "after-final-checkpoint",
+          `records follow the final checkpoint at seq ${final.seq}`
+        )
+      }
+      const report: StreamReport = {
+        stream,
+        records,
+        lastSeq: prevSeq,
+        lastHash: prevHash,
+        ...(checkpointSeq === undefined ? {} : { checkpointSeq }),
+        sealed: final !== undefined && final.seq === prevSeq && firstBreak === undefined,
+        ok: firstBreak === undefined
+      }
+      return { report, firstBreak }
+    })
+
+  const verify: AuditReaderShape["verify"] = (options) =>
+    Effect.gen(function* () {
+      const stored = yield* streams
+      const shipped = (options?.checkpoints ?? []).map((c) => c.stream)
+      const all = [...new Set([...stored, ...shipped])].sort()
+      const reports: Array<StreamReport> = []
+      let firstBreak: Break | undefined
+      for (const stream of all) {
+        const result = yield* verifyStream(stream, options)
+        reports.push(result.report)
+        if (firstBreak === undefined && result.firstBreak !== undefined) firstBreak = result.firstBreak
+      }
+      return {
+        ok: firstBreak === undefined,
+        streams: reports,
+        ...(firstBreak === undefined ? {} : { firstBreak })
+      }
+    })
+
+  return AuditReader.of({ streams, tail, query, verify, verifyStream })
+}
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<AuditReader, never, AuditSink.AuditSink | AuditKeys.AuditKeys> = Layer.effect(
+  AuditReader,
+  Effect.gen(function* () {
+    return make(yield* AuditSink.AuditSink, yield* AuditKeys.AuditKeys)
+  })
+)

@@ -1,0 +1,207 @@
+/**
+ * Where audit records are stored. One port, several adapters (memory, JSONL files,
+ * DynamoDB), one conformance suite (`test/AuditSinkConformance.ts`).
+ *
+ * A sink stores lines (the exact bytes the hash covers, ADR 0031) per stream, in seq order,
+ * and checkpoint lines per stream. It never interprets a line: parsing and verification live
+ * in the log and the reader, so a tampered line reaches `verify` as it is.
+ *
+ * @since 0.1.0
+ */
+import { Context, Data, Effect, Layer, Stream } from "effect"
+
+/**
+ * A storage operation failed. Mapped by the log to `AuditUnavailable`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuditSinkError extends Data.TaggedError("AuditSinkError")<{
+  readonly operation: string
+  readonly message: string
+}> {}
+
+/**
+ * One stored record: its position in the stream (1-based; for DynamoDB the sort key) and
+ * its line.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredLine {
+  readonly position: number
+  readonly line: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AuditSinkShape {
+  readonly kind: string
+  /** Largest batch one `write` accepts. */
+  readonly maxBatch: number
+  /** Create a new stream (its writer calls this once, before the first write). */
+  readonly open: (stream: string) => Effect.Effect<void, AuditSinkError>
+  /**
+   * Durably append consecutive records to a stream: when this succeeds every record is
+   * stored (one fsync, one BatchWriteItem, ...). On failure a prefix may be stored.
+   */
+  readonly write: (
+    stream: string,
+    records: ReadonlyArray<{ readonly seq: number; readonly line: string }>
+  ) => Effect.Effect<void, AuditSinkError>
+  /** The writer is done with a stream (releases files and locks). */
+  readonly close: (stream: string) => Effect.Effect<void>
+  /** Every stream id, sorted. */
+  readonly streams: Effect.Effect<ReadonlyArray<string>, AuditSinkError>
+  /** The records of a stream from position `from` on, in order. */
+  readonly scan: (stream: string, from: number) => Stream.Stream<StoredLine, AuditSinkError>
+  /** Durably store a checkpoint line of a stream. */
+  readonly writeCheckpoint: (stream: string, seq: number, line: string) => Effect.Effect<void, AuditSinkError>
+  /** The checkpoint lines of a stream, oldest first. */
+  readonly checkpoints: (stream: string) => Effect.Effect<ReadonlyArray<string>, AuditSinkError>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class AuditSink extends Context.Tag("@aap/audit/AuditSink")<AuditSink, AuditSinkShape>() {}
+
+/**
+ * How the memory sink behaves: store normally, fail every write, or never answer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type MemoryMode = "ok" | "fail" | "hang"
+
+/**
+ * Control of the memory sink, for tests: make it fail or hang, read or rewrite its lines.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemorySinkShape {
+  readonly setMode: (mode: MemoryMode) => Effect.Effect<void>
+  readonly lines: (stream: string) => Effect.Effect<ReadonlyArray<string>>
+  readonly setLines: (stream: string, lines: ReadonlyArray<string>) => Effect.Effect<void>
+  readonly setCheckpoints: (stream: string, lines: ReadonlyArray<string>) => Effect.Effect<void>
+  /** Number of successful `write` calls so far (one per group-committed batch). */
+  readonly writes: Effect.Effect<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class MemorySink extends Context.Tag("@aap/audit/MemorySink")<MemorySink, MemorySinkShape>() {}
+
+interface MemoryState {
+  readonly records: Map<string, Array<string>>
+  readonly checkpoints: Map<string, Array<string>>
+  mode: MemoryMode
+  writes: number
+}
+
+const memoryFailure = (operation: string) =>
+  new AuditSinkError({ operation, message: "memory sink is set to fail" })
+
+const gate = <A>(state: MemoryState, operation: string, effect: Effect.Effect<A>) =>
+  Effect.suspend(() =>
+    state.mode === "fail"
+      ? Effect.fail(memoryFailure(operation))
+      : state.mode === "hang"
+        ? Effect.never
+        : effect
+  )
+
+/**
+ * An in-memory sink with a control handle (`MemorySink`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<AuditSink | MemorySink> = Layer.effectContext(
+  Effect.gen(function* () {
+    const state: MemoryState = { records: new Map(), checkpoints: new Map(), mode: "ok", writes: 0 }
+    const sink = AuditSink.of({
+      kind: "memory",
+      maxBatch: 4096,
+      open: (stream) =>
+        gate(
+          state,
+          "open",
+          Effect.sync(() => {
+            if (!state.records.has(stream)) state.records.set(stream, [])
+          })
+        ),
+      write: (stream, records) =>
+        gate(
+          state,
+          "write",
+          Effect.sync(() => {
+            const lines = state.records.get(stream) ?? []
+            state.records.set(stream, lines)
+            for (const record of records) lines.push(record.line)
+            state.writes++
+          })
+        ),
+      close: () => Effect.void,
+      streams: gate(
+        state,
+        "streams",
+        Effect.sync(() => [...state.records.keys()].sort())
+      ),
+      scan: (stream, from) =>
+        Stream.unwrap(
+          gate(
+            state,
+            "scan",
+            Effect.sync(() => {
+              const lines = state.records.get(stream) ?? []
+              return Stream.fromIterable(
+                lines
+                  .slice(Math.max(0, from - 1))
+                  .map((line, i) => ({ position: Math.max(1, from) + i, line }))
+              )
+            })
+          )
+        ),
+      writeCheckpoint: (stream, _seq, line) =>
+        gate(
+          state,
+          "writeCheckpoint",
+          Effect.sync(() => {
+            const lines = state.checkpoints.get(stream) ?? []
+            state.checkpoints.set(stream, lines)
+            lines.push(line)
+          })
+        ),
+      checkpoints: (stream) =>
+        gate(
+          state,
+          "checkpoints",
+          Effect.sync(() => [...(state.checkpoints.get(stream) ?? [])])
+        )
+    })
+    const control = MemorySink.of({
+      setMode: (mode) =>
+        Effect.sync(() => {
+          state.mode = mode
+        }),
+      lines: (stream) => Effect.sync(() => [...(state.records.get(stream) ?? [])]),
+      setLines: (stream, lines) =>
+        Effect.sync(() => {
+          state.records.set(stream, [...lines])
+        }),
+      setCheckpoints: (stream, lines) =>
+        Effect.sync(() => {
+          state.checkpoints.set(stream, [...lines])
+        }),
+      writes: Effect.sync(() => state.writes)
+    })
+    return Context.make(AuditSink, sink).pipe(Context.add(MemorySink, control))
+  })
+)

@@ -1,0 +1,112 @@
+import * as Crypto from "node:crypto"
+import { Either, Schema } from "effect"
+import { AuditEvent, type BreakReason, GENESIS_HASH } from "../AuditEvent.js"
+import * as CanonicalJson from "../CanonicalJson.js"
+
+export const sha256Hex = (text: string): string => Crypto.hash("sha256", text, "hex")
+
+export type Unsealed = Omit<AuditEvent, "hash">
+
+/**
+ * The stored line of an event (ADR 0031): the `hash` member first, then the members of the
+ * canonical JSON of the event without `hash`, in canonical order. It is ordinary JSON; the
+ * hash input is `"{" + line.slice(75)`.
+ */
+export const seal = (event: Unsealed): { readonly event: AuditEvent; readonly line: string } => {
+  const body = CanonicalJson.stringifyUnsafe(event)
+  const hash = sha256Hex(body)
+  return { event: { ...event, hash }, line: `{"hash":"${hash}",${body.slice(1)}` }
+}
+
+export const hashOf = (event: AuditEvent): string => {
+  const { hash: _hash, ...rest } = event
+  return sha256Hex(CanonicalJson.stringifyUnsafe(rest))
+}
+
+/** What the chain walk needs from one record. */
+export interface Link {
+  readonly seq: number
+  readonly hash: string
+  readonly prevHash: string
+  readonly stream: string
+}
+
+const PREFIX = '{"hash":"'
+
+/**
+ * Fast path: a line in the writer's layout whose body hashes to its `hash`. Reads `seq`,
+ * `prevHash` and `stream` from the text: in canonical order they are top-level members after
+ * every nested object (actor, details, hmac), and a JSON string cannot contain the unescaped
+ * pattern `"seq":`, so the last occurrence is the top-level member.
+ */
+export const fastLink = (line: string): Link | undefined => {
+  if (
+    line.length < 120 ||
+    !line.startsWith(PREFIX) ||
+    line.charCodeAt(73) !== 34 ||
+    line.charCodeAt(74) !== 44
+  ) {
+    return undefined
+  }
+  const hash = line.slice(9, 73)
+  if (sha256Hex("{" + line.slice(75)) !== hash) return undefined
+  const p = line.lastIndexOf('"prevHash":"')
+  const s = line.lastIndexOf('"seq":')
+  const st = line.lastIndexOf('"stream":"')
+  if (p < 0 || s < 0 || st < 0) return undefined
+  const prevHash = line.slice(p + 12, p + 76)
+  let seq = 0
+  let i = s + 6
+  for (;;) {
+    const c = line.charCodeAt(i)
+    if (c < 48 || c > 57) break
+    seq = seq * 10 + (c - 48)
+    i++
+  }
+  const streamEnd = line.indexOf('"', st + 10)
+  return { seq, hash, prevHash, stream: line.slice(st + 10, streamEnd) }
+}
+
+const decodeEvent = Schema.decodeUnknownEither(AuditEvent)
+
+export type Parsed =
+  | { readonly _tag: "Ok"; readonly event: AuditEvent }
+  | { readonly _tag: "Bad"; readonly reason: BreakReason; readonly message: string }
+
+/** Full path: parse, decode, and recompute the canonical hash. */
+export const parseLine = (line: string): Parsed => {
+  let json: unknown
+  try {
+    json = JSON.parse(line)
+  } catch {
+    return { _tag: "Bad", reason: "unparsable", message: "record is not JSON" }
+  }
+  const decoded = decodeEvent(json)
+  if (Either.isLeft(decoded)) {
+    return { _tag: "Bad", reason: "unparsable", message: "record is not an audit event" }
+  }
+  const event = decoded.right
+  const computed = CanonicalJson.stringify(
+    Object.fromEntries(Object.entries(json as Record<string, unknown>).filter(([k]) => k !== "hash"))
+  )
+  if (Either.isLeft(computed) || sha256Hex(computed.right) !== event.hash) {
+    return { _tag: "Bad", reason: "hash-mismatch", message: "record content does not match its hash" }
+  }
+  return { _tag: "Ok", event }
+}
+
+/** Parse a line for reading (tail, query): decoded event, or undefined when unparsable. */
+export const readLine = (line: string): AuditEvent | undefined => {
+  let json: unknown
+  try {
+    json = JSON.parse(line)
+  } catch {
+    return undefined
+  }
+  const decoded = decodeEvent(json)
+  return Either.isRight(decoded) ? decoded.right : undefined
+}
+
+export const GENESIS = GENESIS_HASH
+
+export const padSeq = (seq: number): string => String(seq).padStart(16, "0")

@@ -1,0 +1,310 @@
+import * as Os from "node:os"
+import {
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Fiber,
+  FiberId,
+  Queue,
+  Redacted,
+  Schema,
+  type Scope
+} from "effect"
+import { AuditUnavailable } from "../AuditError.js"
+import type { Checkpoint } from "../AuditEvent.js"
+import {
+  Action,
+  Actor,
+  type AuditEvent,
+  type AuditInput,
+  Details,
+  Hmacs,
+  Outcome,
+  Tier
+} from "../AuditEvent.js"
+import type { AuditKeysShape } from "../AuditKeys.js"
+import type { AuditSinkShape } from "../AuditSink.js"
+import * as CheckpointCodec from "./checkpoint.js"
+import { GENESIS, seal, type Unsealed } from "./record.js"
+import { makeUlidFactory } from "./ulid.js"
+
+export interface WriterOptions {
+  readonly instanceId?: string | undefined
+  readonly appendTimeout?: Duration.DurationInput | undefined
+  readonly maxBatch?: number | undefined
+  readonly maxPending?: number | undefined
+  readonly checkpointInterval?: Duration.DurationInput | undefined
+}
+
+export interface Writer {
+  readonly stream: Effect.Effect<string>
+  readonly append: (input: AuditInput) => Effect.Effect<AuditEvent, AuditUnavailable>
+  readonly checkpoint: Effect.Effect<Checkpoint, AuditUnavailable>
+}
+
+interface Item {
+  readonly event: Omit<Unsealed, "id" | "stream" | "seq" | "ts" | "prevHash">
+  readonly deferred: Deferred.Deferred<AuditEvent, AuditUnavailable>
+  /** 0 queued, 1 taken by a batch, 2 abandoned by its caller */
+  state: 0 | 1 | 2
+}
+
+interface Head {
+  stream: string
+  seq: number
+  hash: string
+  opened: boolean
+}
+
+const InputCheck = Schema.Struct({
+  actor: Actor,
+  action: Action,
+  outcome: Outcome,
+  capability: Schema.optional(Schema.String),
+  session: Schema.optional(Schema.String),
+  wallet: Schema.optional(Schema.String),
+  tier: Schema.optional(Tier),
+  reason: Schema.optional(Schema.String),
+  traceId: Schema.optional(Schema.String),
+  details: Schema.optional(Details),
+  hmac: Schema.optional(Hmacs)
+})
+const isValidInput = Schema.is(InputCheck)
+
+export const sanitizeInstanceId = (raw: string): string => {
+  const cleaned = raw
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 40)
+  return cleaned.length === 0 ? "aap" : cleaned
+}
+
+const unavailable = (message: string) => new AuditUnavailable({ message })
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString("hex")
+
+export const makeWriter = (
+  sink: AuditSinkShape,
+  keys: AuditKeysShape,
+  options: WriterOptions
+): Effect.Effect<Writer, AuditUnavailable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const instanceId = sanitizeInstanceId(options.instanceId ?? Os.hostname())
+    const appendTimeout = Duration.decode(options.appendTimeout ?? "5 seconds")
+    const maxBatch = Math.max(1, Math.min(options.maxBatch ?? 1024, sink.maxBatch))
+    const maxPending = options.maxPending ?? 65_536
+    const nextId = makeUlidFactory()
+    let lastMillis = 0
+    const now = Effect.map(Clock.currentTimeMillis, (millis) => {
+      lastMillis = Math.max(lastMillis, millis)
+      return lastMillis
+    })
+
+    const head: Head = { stream: "", seq: 0, hash: GENESIS, opened: false }
+    const openStream = Effect.gen(function* () {
+      const stream = `${instanceId}-${nextId(yield* now)}`
+      yield* sink.open(stream)
+      head.stream = stream
+      head.seq = 0
+      head.hash = GENESIS
+      head.opened = true
+    })
+    yield* openStream.pipe(
+      Effect.mapError((e) => unavailable(`audit sink ${sink.kind} cannot open a stream: ${e.message}`))
+    )
+
+    const queue = yield* Queue.unbounded<Item>()
+    let pending = 0
+    let inflight = false
+    let closing = false
+
+    const failItems = (items: ReadonlyArray<Item>, error: AuditUnavailable) =>
+      Effect.forEach(items, (item) => Deferred.fail(item.deferred, error), { discard: true })
+
+    const flushOnce = Effect.gen(function* () {
+      const taken = yield* Queue.takeBetween(queue, 1, maxBatch)
+      const live: Array<Item> = []
+      for (const item of taken) {
+        pending--
+        if (item.state === 0) {
+          item.state = 1
+          live.push(item)
+        }
+      }
+      if (live.length === 0) return
+      inflight = true
+      if (!head.opened) {
+        const reopened = yield* Effect.either(
+          openStream.pipe(Effect.timeoutFail({ duration: appendTimeout, onTimeout: () => "timed out" }))
+        )
+        if (reopened._tag === "Left") {
+          inflight = false
+          return yield* failItems(live, unavailable(`audit sink ${sink.kind} is unavailable`))
+        }
+      }
+      const millis = yield* now
+      const ts = new Date(millis).toISOString()
+      const stream = head.stream
+      let seq = head.seq
+      let prevHash = head.hash
+      const events: Array<AuditEvent> = []
+      const records: Array<{ seq: number; line: string }> = []
+      for (const item of live) {
+        seq++
+        const sealed = seal({ ...item.event, id: nextId(millis), stream, seq, ts, prevHash })
+        events.push(sealed.event)
+        records.push({ seq, line: sealed.line })
+        prevHash = sealed.event.hash
+      }
+      const written = yield* Effect.either(
+        sink
+          .write(stream, records)
+          .pipe(Effect.timeoutFail({ duration: appendTimeout, onTimeout: () => "timed out" as const }))
+      )
+      inflight = false
+      if (written._tag === "Right") {
+        head.seq = seq
+        head.hash = prevHash
+        for (let i = 0; i < live.length; i++) {
+          yield* Deferred.succeed(live[i]!.deferred, events[i]!)
+        }
+        return
+      }
+      // The stream may now hold a prefix of this batch: it is never written again. The next
+      // batch opens a fresh stream, so every stream stays a gap-free chain.
+      head.opened = false
+      const why = written.left === "timed out" ? "timed out" : "failed"
+      yield* Effect.logWarning(`audit sink ${sink.kind} write ${why}; abandoning stream ${stream}`)
+      yield* Effect.forkDaemon(sink.close(stream))
+      yield* failItems(live, unavailable(`audit sink ${sink.kind} write ${why}`))
+    })
+
+    const flusher = yield* Effect.forkDaemon(Effect.forever(flushOnce))
+
+    const sealCheckpoint = (final: boolean) =>
+      Effect.gen(function* () {
+        const ts = new Date(yield* now).toISOString()
+        const checkpoint = yield* CheckpointCodec.sign(keys, {
+          stream: head.stream,
+          seq: head.seq,
+          hash: head.hash,
+          ts,
+          final
+        })
+        yield* sink.writeCheckpoint(head.stream, head.seq, CheckpointCodec.toLine(checkpoint))
+        return checkpoint
+      }).pipe(
+        Effect.mapError(() => unavailable("audit checkpoint could not be written")),
+        Effect.timeoutFail({
+          duration: appendTimeout,
+          onTimeout: () => unavailable("audit checkpoint timed out")
+        })
+      )
+
+    let lastSealedSeq = -1
+    const checkpoint = Effect.suspend(() =>
+      head.opened ? sealCheckpoint(false) : Effect.fail(unavailable("audit stream is not open"))
+    ).pipe(
+      Effect.tap((c) =>
+        Effect.sync(() => {
+          lastSealedSeq = c.seq
+        })
+      )
+    )
+
+    if (options.checkpointInterval !== undefined) {
+      const interval = Duration.decode(options.checkpointInterval)
+      yield* Effect.forkScoped(
+        Effect.forever(
+          Effect.sleep(interval).pipe(
+            Effect.zipRight(
+              Effect.suspend(() =>
+                head.opened && head.seq !== lastSealedSeq && !closing
+                  ? Effect.ignore(checkpoint)
+                  : Effect.void
+              )
+            )
+          )
+        )
+      )
+    }
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        closing = true
+        // let queued appends finish (bounded by the append timeout), then seal the stream
+        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(appendTimeout)
+        while ((pending > 0 || inflight) && (yield* Clock.currentTimeMillis) < deadline) {
+          yield* Effect.sleep("2 millis")
+        }
+        const clean = pending === 0 && !inflight
+        yield* Fiber.interrupt(flusher)
+        const leftovers = yield* Queue.takeAll(queue)
+        yield* failItems([...leftovers], unavailable("audit log is closed"))
+        if (clean && head.opened) yield* Effect.ignore(sealCheckpoint(true))
+        if (head.opened) yield* sink.close(head.stream)
+      })
+    )
+
+    const append = (input: AuditInput): Effect.Effect<AuditEvent, AuditUnavailable> =>
+      Effect.suspend(() => {
+        if (closing) return Effect.fail(unavailable("audit log is closed"))
+        const { sensitive, ...plain } = input
+        if (!isValidInput(plain)) {
+          return Effect.dieMessage(
+            "invalid audit input: details must be finite scalars, action a dotted lowercase name"
+          )
+        }
+        if (pending >= maxPending) return Effect.fail(unavailable("audit backlog is full"))
+        const names = sensitive === undefined ? [] : Object.keys(sensitive)
+        const withHmac =
+          names.length === 0
+            ? Effect.succeed(input.hmac)
+            : Effect.map(
+                Effect.forEach(names, (name) =>
+                  Effect.map(
+                    keys.hmac(new TextEncoder().encode(Redacted.value(sensitive![name]!))),
+                    (mac) => [name, hex(mac)] as const
+                  )
+                ),
+                (pairs) => ({ ...input.hmac, ...Object.fromEntries(pairs) })
+              ).pipe(Effect.mapError(() => unavailable("audit key is unavailable")))
+        return Effect.flatMap(withHmac, (hmac) => {
+          const event: Item["event"] = {
+            actor: { type: input.actor.type, id: input.actor.id },
+            action: input.action,
+            outcome: input.outcome,
+            details: input.details ?? {},
+            ...(input.capability === undefined ? {} : { capability: input.capability }),
+            ...(input.session === undefined ? {} : { session: input.session }),
+            ...(input.wallet === undefined ? {} : { wallet: input.wallet }),
+            ...(input.tier === undefined ? {} : { tier: input.tier }),
+            ...(input.reason === undefined ? {} : { reason: input.reason }),
+            ...(input.traceId === undefined ? {} : { traceId: input.traceId }),
+            ...(hmac === undefined ? {} : { hmac })
+          }
+          const item: Item = { event, deferred: Deferred.unsafeMake(FiberId.none), state: 0 }
+          pending++
+          Queue.unsafeOffer(queue, item)
+          return Deferred.await(item.deferred).pipe(
+            Effect.timeoutFail({
+              duration: appendTimeout,
+              onTimeout: () => unavailable("audit append timed out")
+            }),
+            Effect.onExit(() =>
+              Effect.sync(() => {
+                if (item.state === 0) item.state = 2
+              })
+            )
+          )
+        })
+      })
+
+    return {
+      stream: Effect.sync(() => head.stream),
+      append,
+      checkpoint
+    }
+  })
