@@ -1,0 +1,156 @@
+/**
+ * What delivery needs from the rest of the system, as small ports of its own. Each has a
+ * memory adapter for tests and the embedded mode; the adapters onto the real contexts
+ * (`@aap/vault`'s `SecretStore`, `@aap/audit`'s `AuditLog`, the session service, the catalog
+ * holder) are thin layers that the broker chooses.
+ *
+ * Keeping these narrow is what lets the invariant tests count every vault read and every
+ * audit append (DESIGN §9, issue 7).
+ *
+ * @since 0.1.0
+ */
+import type { Catalog } from "@aap/catalog"
+import { Context, Data, Effect, Layer, Redacted, Ref } from "effect"
+
+// ---------------------------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------------------------
+
+/** The statuses of DESIGN §9. Expiry is evaluated by the session service on read. */
+export type SessionStatus = "pending_approval" | "active" | "expired" | "revoked" | "denied"
+
+/** What delivery reads of a session. It holds no secret (DESIGN §2.4). */
+export interface SessionView {
+  readonly id: string
+  readonly agent: string
+  readonly wallet: string
+  readonly capability: string
+  readonly tier: Catalog.Tier
+  readonly status: SessionStatus
+  readonly expiresAt: Date
+}
+
+/** The session does not exist. (Another agent's session is reported the same way by delivery.) */
+export class SessionMissing extends Data.TaggedError("SessionMissing")<{ readonly session: string }> {}
+
+/** The coordination store could not be read. */
+export class SessionsUnavailable extends Data.TaggedError("SessionsUnavailable")<{
+  readonly reason: string
+}> {}
+
+/** Read one session by id, with expiry already applied. */
+export class Sessions extends Context.Tag("@aap/agent-coordination/delivery/Sessions")<
+  Sessions,
+  { readonly get: (id: string) => Effect.Effect<SessionView, SessionMissing | SessionsUnavailable> }
+>() {}
+
+/** A memory adapter over a mutable map (tests, examples). */
+export const sessionsFromMap = (sessions: ReadonlyMap<string, SessionView>): Layer.Layer<Sessions> =>
+  Layer.succeed(
+    Sessions,
+    Sessions.of({
+      get: (id) =>
+        Effect.suspend(() => {
+          const s = sessions.get(id)
+          return s === undefined ? Effect.fail(new SessionMissing({ session: id })) : Effect.succeed(s)
+        })
+    })
+  )
+
+// ---------------------------------------------------------------------------------------------
+// Catalog
+// ---------------------------------------------------------------------------------------------
+
+/** The catalog in force now (re-read on every delivery: a reload can withdraw a capability). */
+export class CatalogSource extends Context.Tag("@aap/agent-coordination/delivery/CatalogSource")<
+  CatalogSource,
+  { readonly current: Effect.Effect<Catalog.Catalog> }
+>() {}
+
+export const catalogFromRef = (ref: Ref.Ref<Catalog.Catalog>): Layer.Layer<CatalogSource> =>
+  Layer.succeed(CatalogSource, CatalogSource.of({ current: Ref.get(ref) }))
+
+export const catalogStatic = (catalog: Catalog.Catalog): Layer.Layer<CatalogSource> =>
+  Layer.succeed(CatalogSource, CatalogSource.of({ current: Effect.succeed(catalog) }))
+
+// ---------------------------------------------------------------------------------------------
+// Secrets (the vault)
+// ---------------------------------------------------------------------------------------------
+
+/** No live version of the secret in that wallet. */
+export class SecretMissing extends Data.TaggedError("SecretMissing")<{
+  readonly wallet: string
+  readonly name: string
+}> {}
+
+/** The vault (store or keys) is unavailable, or the ciphertext failed to open. */
+export class SecretsUnavailable extends Data.TaggedError("SecretsUnavailable")<{ readonly reason: string }> {}
+
+/** Decrypt-on-read access to the vault, per wallet. */
+export class Secrets extends Context.Tag("@aap/agent-coordination/delivery/Secrets")<
+  Secrets,
+  {
+    readonly get: (
+      wallet: string,
+      name: string
+    ) => Effect.Effect<Redacted.Redacted<string>, SecretMissing | SecretsUnavailable>
+    readonly put: (
+      wallet: string,
+      name: string,
+      value: Redacted.Redacted<string>
+    ) => Effect.Effect<void, SecretsUnavailable>
+  }
+>() {}
+
+/** An in-memory vault (plaintext in process memory; tests and examples only). */
+export const secretsMemory = (
+  initial: ReadonlyArray<readonly [wallet: string, name: string, value: string]> = []
+): Layer.Layer<Secrets> =>
+  Layer.sync(Secrets, () => {
+    const store = new Map<string, Redacted.Redacted<string>>()
+    for (const [w, n, v] of initial) store.set(`${w}\u0000${n}`, Redacted.make(v))
+    return Secrets.of({
+      get: (wallet, name) =>
+        Effect.suspend(() => {
+          const v = store.get(`${wallet}\u0000${name}`)
+          return v === undefined ? Effect.fail(new SecretMissing({ wallet, name })) : Effect.succeed(v)
+        }),
+      put: (wallet, name, value) => Effect.sync(() => void store.set(`${wallet}\u0000${name}`, value))
+    })
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+// ---------------------------------------------------------------------------------------------
+
+/** One delivery event, in the vocabulary of DESIGN §8. `details` holds non-secret scalars only. */
+export interface DeliveryEvent {
+  readonly action: "credential.issued"
+  readonly outcome: "success" | "denied" | "error"
+  readonly actor: { readonly type: "agent"; readonly id: string }
+  readonly session: string
+  readonly capability?: string
+  readonly wallet?: string
+  readonly tier?: Catalog.Tier
+  readonly reason?: string
+  readonly details: Readonly<Record<string, string | number | boolean>>
+}
+
+/** The append failed or timed out; nothing may be released. */
+export class AuditDown extends Data.TaggedError("AuditDown")<{ readonly reason: string }> {}
+
+/** Appends return only once the event is durable (the `@aap/audit` contract). */
+export class AuditTrail extends Context.Tag("@aap/agent-coordination/delivery/AuditTrail")<
+  AuditTrail,
+  { readonly append: (event: DeliveryEvent) => Effect.Effect<void, AuditDown> }
+>() {}
+
+/** Records events in a `Ref` (tests). */
+export const auditToRef = (ref: Ref.Ref<ReadonlyArray<DeliveryEvent>>): Layer.Layer<AuditTrail> =>
+  Layer.succeed(AuditTrail, AuditTrail.of({ append: (e) => Ref.update(ref, (all) => [...all, e]) }))
+
+/** An audit sink that always fails (tests of fail-closed). */
+export const auditFailing: Layer.Layer<AuditTrail> = Layer.succeed(
+  AuditTrail,
+  AuditTrail.of({ append: () => Effect.fail(new AuditDown({ reason: "audit sink unavailable" })) })
+)
