@@ -43,7 +43,10 @@ export const layerStsClients: Layer.Layer<StsClients> = Layer.scoped(
   StsClients,
   Effect.acquireRelease(
     Effect.sync(() => new Map<string, STSClient>()),
-    (clients) => Effect.sync(() => clients.forEach((c) => c.destroy()))
+    (clients) =>
+      Effect.sync(() => {
+        for (const c of clients.values()) c.destroy()
+      })
   ).pipe(
     Effect.map((clients) =>
       StsClients.of({

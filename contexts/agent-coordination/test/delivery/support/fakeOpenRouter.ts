@@ -118,5 +118,9 @@ export const start = (managementKey: string) =>
         resume(Effect.succeed({ server, fake }))
       })
     }),
-    ({ server }) => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
   ).pipe(Effect.map(({ fake }) => fake))

@@ -15,9 +15,11 @@ export const serve = (issuer: () => OidcIssuer["Type"], runtime: Runtime.Runtime
         }
         if (req.url === "/.well-known/openid-configuration") return send(issuer().discovery)
         if (req.url === "/.well-known/jwks.json") {
-          return Runtime.runPromise(runtime)(Effect.either(issuer().jwks)).then((r) =>
-            r._tag === "Right" ? send(r.right) : (res.writeHead(503), res.end())
-          )
+          return Runtime.runPromise(runtime)(Effect.either(issuer().jwks)).then((r) => {
+            if (r._tag === "Right") return send(r.right)
+            res.writeHead(503)
+            res.end()
+          })
         }
         res.writeHead(404)
         res.end()
@@ -29,5 +31,9 @@ export const serve = (issuer: () => OidcIssuer["Type"], runtime: Runtime.Runtime
         )
       })
     }),
-    ({ server }) => Effect.async<void>((resume) => server.close(() => resume(Effect.void)))
+    ({ server }) =>
+      Effect.async<void>((resume) => {
+        server.closeAllConnections()
+        server.close(() => resume(Effect.void))
+      })
   )
