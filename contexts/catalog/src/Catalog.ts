@@ -99,6 +99,7 @@ const DURATION_TEXT = Schema.String.annotations({
     type: "string",
     pattern: "^(?:[0-9]+h)?(?:[0-9]+m)?(?:[0-9]+s)?$",
     minLength: 2,
+    description: "a duration: hours, minutes and seconds such as 90s, 15m, 1h, 1h30m",
     examples: ["90s", "15m", "1h", "1h30m"]
   },
   description: "a duration: hours, minutes and seconds such as 90s, 15m, 1h, 1h30m",

@@ -20,11 +20,59 @@ const rewriteMessage = (issue: ParseResult.ArrayFormatterIssue): string => {
       const expected = /expected: (.*)$/.exec(issue.message)?.[1]
       return `unknown key ${JSON.stringify(key)}${expected === undefined ? "" : `; expected one of ${expected.replaceAll(" | ", ", ")}`}`
     }
-    default: {
-      const match = /^Expected (.*), actual (.*)$/s.exec(issue.message)
-      return match === null ? issue.message : `expected ${match[1]}, got ${match[2]}`
-    }
+    default:
+      return issue.message
   }
+}
+
+const EXPECTED_ACTUAL = /^Expected (.*), actual (.*)$/s
+
+const isPrefix = (prefix: Path, path: Path): boolean =>
+  prefix.length <= path.length && prefix.every((segment, i) => segment === path[i])
+
+/**
+ * Effect's issues, made readable: an optional field's "Expected undefined" next to a real
+ * problem inside it is dropped, and a union of literals (`tier: urgent`) becomes one issue
+ * listing every accepted value.
+ */
+const shapeIssues = (
+  issues: ReadonlyArray<ParseResult.ArrayFormatterIssue>
+): ReadonlyArray<{ readonly path: Path; readonly message: string; readonly atKey: boolean }> => {
+  const out: Array<{
+    path: Path
+    message: string
+    atKey: boolean
+    expected?: Array<string>
+    actual?: string
+  }> = []
+  for (const issue of issues) {
+    if (
+      issue.message.startsWith("Expected undefined,") &&
+      issues.some((other) => other !== issue && isPrefix(issue.path, other.path))
+    ) {
+      continue
+    }
+    const match = issue._tag === "Type" ? EXPECTED_ACTUAL.exec(issue.message) : null
+    if (match !== null) {
+      const [, expected = "", actual = ""] = match
+      const same = out.find((o) => o.actual === actual && formatPath(o.path) === formatPath(issue.path))
+      if (same?.expected !== undefined) {
+        same.expected.push(expected)
+        same.message = `expected ${same.expected.length > 1 ? "one of " : ""}${same.expected.join(", ")}, got ${actual}`
+        continue
+      }
+      out.push({
+        path: issue.path,
+        message: `expected ${expected}, got ${actual}`,
+        atKey: false,
+        expected: [expected],
+        actual
+      })
+      continue
+    }
+    out.push({ path: issue.path, message: rewriteMessage(issue), atKey: issue._tag === "Unexpected" })
+  }
+  return out
 }
 
 interface Located {
@@ -99,13 +147,8 @@ export const parse = (
   }
   const decoded = decodeCatalog(raw)
   if (Either.isLeft(decoded)) {
-    const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-    for (const issue of issues) {
-      // An optional field reports "Expected undefined" beside the real problem: keep the real one.
-      const samePath = (other: ParseResult.ArrayFormatterIssue) =>
-        other !== issue && formatPath(other.path) === formatPath(issue.path)
-      if (issue.message.startsWith("Expected undefined,") && issues.some(samePath)) continue
-      add(issue.path, rewriteMessage(issue), issue._tag === "Unexpected")
+    for (const issue of shapeIssues(ParseResult.ArrayFormatter.formatErrorSync(decoded.left))) {
+      add(issue.path, issue.message, issue.atKey)
     }
   }
   for (const issue of Rules.check(raw)) add(issue.path, issue.message)
@@ -119,16 +162,14 @@ export const load = (
 ): Effect.Effect<Catalog.Catalog, CatalogInvalid | CatalogUnreadable, FileSystem.FileSystem> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const text = yield* fs
-      .readFileString(path, "utf8")
-      .pipe(
-        Effect.mapError(
-          (error) =>
-            new CatalogUnreadable({
-              file: path,
-              reason: error._tag === "SystemError" ? error.reason : error.message
-            })
-        )
+    const text = yield* fs.readFileString(path, "utf8").pipe(
+      Effect.mapError(
+        (error) =>
+          new CatalogUnreadable({
+            file: path,
+            reason: error._tag === "SystemError" ? error.reason : error.message
+          })
       )
+    )
     return yield* Either.match(parse(text, path), { onLeft: Effect.fail, onRight: Effect.succeed })
   })

@@ -1,4 +1,5 @@
 export * as Api from "./Api.js"
 export * as Catalog from "./Catalog.js"
 export * as CatalogFile from "./CatalogFile.js"
+export * as CatalogJsonSchema from "./CatalogJsonSchema.js"
 export * as SessionPolicy from "./SessionPolicy.js"

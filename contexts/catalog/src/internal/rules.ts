@@ -53,10 +53,15 @@ const WALLET_SCOPED = new RegExp(
   `^arn:aws[a-z-]*:s3:::\\$\\{(${Catalog.WALLET_SCOPED_BUCKETS.join("|")})\\}/\\$\\{wallet\\}(?:/.*)?$`
 )
 
+const ALLOWED = Catalog.TEMPLATE_VARIABLES.map((v) => `\${${v}}`).join(", ")
+
 const checkTemplate = (issues: Array<RuleIssue>, path: Path, template: string): void => {
   const parsed = Template.parse(template)
   if (parsed._tag === "Error") {
-    issues.push({ path, message: `invalid template ${JSON.stringify(template)}: ${parsed.reason}` })
+    issues.push({
+      path,
+      message: `invalid template ${JSON.stringify(template)}: ${parsed.reason}; expected only ${ALLOWED} (IAM policy variables such as \${aws:username} are not supported)`
+    })
     return
   }
   for (const part of parsed.parts) {
@@ -66,7 +71,7 @@ const checkTemplate = (issues: Array<RuleIssue>, path: Path, template: string): 
     ) {
       issues.push({
         path,
-        message: `unknown template variable \${${part.variable}}; expected one of ${Catalog.TEMPLATE_VARIABLES.map((v) => `\${${v}}`).join(", ")}`
+        message: `unknown template variable \${${part.variable}}; expected one of ${ALLOWED}`
       })
     }
   }

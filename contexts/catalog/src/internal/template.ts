@@ -28,7 +28,9 @@ export const parse = (template: string): Parsed => {
     const end = template.indexOf("}", i + 2)
     if (end === -1) return { _tag: "Error", reason: `unterminated "\${" at offset ${i}` }
     const name = template.slice(i + 2, end)
-    if (!NAME.test(name)) return { _tag: "Error", reason: `"\${${name}}" is not a variable name` }
+    if (name.includes("$") || name.includes("{"))
+      return { _tag: "Error", reason: `unterminated "\${" at offset ${i}` }
+    if (!NAME.test(name)) return { _tag: "Error", reason: `"\${${name}}" is not a catalog variable` }
     if (literal !== "") parts.push({ literal })
     literal = ""
     parts.push({ variable: name })
