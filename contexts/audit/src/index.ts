@@ -3,6 +3,8 @@
  *
  * @since 0.1.0
  */
+
+export * as Api from "./Api.js"
 export * as AuditError from "./AuditError.js"
 export * as AuditEvent from "./AuditEvent.js"
 export * as AuditHmac from "./AuditHmac.js"
