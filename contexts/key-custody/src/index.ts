@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+export * as DekCache from "./DekCache.js"
 export * as Envelope from "./Envelope.js"
 export * as KeyCustodyError from "./KeyCustodyError.js"
 export * as KeyProvider from "./KeyProvider.js"

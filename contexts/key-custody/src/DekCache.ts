@@ -1,0 +1,170 @@
+/**
+ * A cache of unwrapped DEKs for hot reads, in the manner of the AWS Encryption SDK's caching
+ * materials manager: bounded by entries (LRU), by age and by number of uses per entry; held in
+ * memory only, never persisted, wiped on eviction.
+ *
+ * `layer(options)` wraps the `KeyProvider` it is given and provides a `KeyProvider` that
+ * consults the cache in `decryptDataKey` (and seeds it from `generateDataKey`, since a secret
+ * written is usually read soon), plus the `DekCache` control tag.
+ *
+ * An entry is keyed by (wallet, purpose, key id, wrapped DEK): a cache hit needs exactly the
+ * inputs that unwrapped it, so the cache cannot turn a wrong context into a successful unwrap.
+ * After crypto-shredding a wallet call `invalidateWallet` (or wait `maxAge`): until then a
+ * cached DEK of that wallet still opens its secrets in this process.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
+import { KeyProvider, type KeyProviderShape } from "./KeyProvider.js"
+
+/**
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Most entries held (least recently used evicted first). Default 1,024. */
+  readonly maxEntries?: number
+  /** Age after which an entry is not used again. Default 5 minutes. */
+  readonly maxAge?: Duration.DurationInput
+  /** Uses after which an entry is dropped (the next read unwraps again). Default 10,000. */
+  readonly maxUses?: number
+  /** Seed the cache with keys from `generateDataKey`. Default true. */
+  readonly cacheOnGenerate?: boolean
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface Stats {
+  readonly entries: number
+  readonly hits: number
+  readonly misses: number
+  readonly evictions: number
+}
+
+/**
+ * @since 0.1.0
+ */
+export interface DekCacheShape {
+  readonly clear: Effect.Effect<void>
+  readonly invalidateWallet: (wallet: string) => Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class DekCache extends Context.Tag("@aap/key-custody/DekCache")<DekCache, DekCacheShape>() {}
+
+interface Entry {
+  readonly dek: Uint8Array
+  readonly wallet: string
+  readonly createdAt: number
+  uses: number
+}
+
+const cacheKey = (wallet: string, purpose: string, keyId: string, wrapped: Uint8Array) =>
+  `${wallet}\u0000${purpose}\u0000${keyId}\u0000${Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).toString("base64")}`
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  inner: KeyProviderShape,
+  options: Options = {}
+): { readonly provider: KeyProviderShape; readonly control: DekCacheShape } => {
+  const maxEntries = Math.max(1, options.maxEntries ?? 1024)
+  const maxAgeMillis = Duration.toMillis(Duration.decode(options.maxAge ?? Duration.minutes(5)))
+  const maxUses = Math.max(1, options.maxUses ?? 10_000)
+  const cacheOnGenerate = options.cacheOnGenerate ?? true
+  const entries = new Map<string, Entry>()
+  let hits = 0
+  let misses = 0
+  let evictions = 0
+
+  const drop = (key: string, entry: Entry) => {
+    entries.delete(key)
+    entry.dek.fill(0)
+    evictions++
+  }
+  const insert = (key: string, wallet: string, dek: Uint8Array, now: number) => {
+    const existing = entries.get(key)
+    if (existing !== undefined) drop(key, existing)
+    entries.set(key, { dek: new Uint8Array(dek), wallet, createdAt: now, uses: 0 })
+    while (entries.size > maxEntries) {
+      const oldest = entries.keys().next()
+      if (oldest.done === true) break
+      drop(oldest.value, entries.get(oldest.value)!)
+    }
+  }
+
+  const provider: KeyProviderShape = {
+    generateDataKey: (context) =>
+      cacheOnGenerate
+        ? Effect.flatMap(inner.generateDataKey(context), (dataKey) =>
+            Effect.map(Clock.currentTimeMillis, (now) => {
+              insert(
+                cacheKey(context.wallet, context.purpose, dataKey.keyId, dataKey.wrapped),
+                context.wallet,
+                Redacted.value(dataKey.plaintext),
+                now
+              )
+              return dataKey
+            })
+          )
+        : inner.generateDataKey(context),
+    decryptDataKey: (context, wrapped, keyId) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const key = cacheKey(context.wallet, context.purpose, keyId, wrapped)
+        const entry = entries.get(key)
+        if (entry !== undefined) {
+          if (now - entry.createdAt < maxAgeMillis && entry.uses < maxUses) {
+            entry.uses++
+            hits++
+            entries.delete(key) // LRU: move to the end
+            entries.set(key, entry)
+            return Effect.succeed(Redacted.make(new Uint8Array(entry.dek)))
+          }
+          drop(key, entry)
+        }
+        misses++
+        return Effect.map(inner.decryptDataKey(context, wrapped, keyId), (dek) => {
+          insert(key, context.wallet, Redacted.value(dek), now)
+          return dek
+        })
+      }),
+    rewrap: inner.rewrap,
+    rotate: inner.rotate,
+    describe: inner.describe
+  }
+
+  const control: DekCacheShape = {
+    clear: Effect.sync(() => {
+      for (const [key, entry] of [...entries]) drop(key, entry)
+    }),
+    invalidateWallet: (wallet) =>
+      Effect.sync(() => {
+        for (const [key, entry] of [...entries]) if (entry.wallet === wallet) drop(key, entry)
+      }),
+    stats: Effect.sync(() => ({ entries: entries.size, hits, misses, evictions }))
+  }
+  return { provider, control }
+}
+
+/**
+ * Wrap the `KeyProvider` in scope with a DEK cache. The cache is wiped when the layer's scope
+ * closes.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<KeyProvider | DekCache, never, KeyProvider> =>
+  Layer.scopedContext(
+    Effect.gen(function* () {
+      const inner = yield* KeyProvider
+      const { control, provider } = make(inner, options)
+      yield* Effect.addFinalizer(() => control.clear)
+      return Context.make(KeyProvider, provider).pipe(Context.add(DekCache, control))
+    })
+  )
