@@ -4,7 +4,7 @@
  * CLI and agents derive typed clients from it. Handlers live in the broker.
  */
 import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
-import { Schema } from "effect"
+import { Either, Schema } from "effect"
 import * as Catalog from "./Catalog.js"
 
 /** A capability as an agent sees it: no secret names, no role ARNs, no upstream details. */
@@ -54,28 +54,33 @@ const envOf = (backing: Catalog.Backing): ReadonlyArray<string> => {
 }
 
 /** The agent's view of the catalog; `UnknownAgent` when the agent is not (or no longer) in it. */
-export const view = (catalog: Catalog.Catalog, agentId: string): CatalogView | Catalog.UnknownAgent => {
+export const view = (
+  catalog: Catalog.Catalog,
+  agentId: string
+): Either.Either<CatalogView, Catalog.UnknownAgent> => {
   const agent = Catalog.findAgent(catalog, agentId)
-  if (agent === undefined) return new Catalog.UnknownAgent({ agent: agentId })
-  return new CatalogView({
-    agent: agent.id,
-    wallet: agent.wallet,
-    capabilities: Catalog.capabilitiesFor(catalog, agent.id).map(
-      (c) =>
-        new CapabilitySummary({
-          id: c.id,
-          ...(c.description === undefined ? {} : { description: c.description }),
-          tier: c.tier,
-          backing: c.backing.type,
-          defaultTtlSeconds: c.ttl.default,
-          maxTtlSeconds: c.ttl.max,
-          approvals: Catalog.requiredApprovals(c),
-          breakGlass: c.tier === "critical",
-          env: envOf(c.backing),
-          proxied: c.backing.type === "bearer-token" && c.backing.proxy !== undefined
-        })
-    )
-  })
+  if (agent === undefined) return Either.left(new Catalog.UnknownAgent({ agent: agentId }))
+  return Either.right(
+    new CatalogView({
+      agent: agent.id,
+      wallet: agent.wallet,
+      capabilities: Catalog.capabilitiesFor(catalog, agent.id).map(
+        (c) =>
+          new CapabilitySummary({
+            id: c.id,
+            ...(c.description === undefined ? {} : { description: c.description }),
+            tier: c.tier,
+            backing: c.backing.type,
+            defaultTtlSeconds: c.ttl.default,
+            maxTtlSeconds: c.ttl.max,
+            approvals: Catalog.requiredApprovals(c),
+            breakGlass: c.tier === "critical",
+            env: envOf(c.backing),
+            proxied: c.backing.type === "bearer-token" && c.backing.proxy !== undefined
+          })
+      )
+    })
+  )
 }
 
 /** The `catalog` group. The broker adds its auth middleware when composing. */
