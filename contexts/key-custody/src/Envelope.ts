@@ -227,13 +227,15 @@ export const toAttributeValues = (envelope: Envelope): AttributeValues => ({
   key_id: { S: envelope.keyId }
 })
 
-const bytesField = (record: Readonly<Record<string, unknown>>, name: string): Uint8Array | undefined => {
+type AttributeInput = { readonly [K in keyof Attributes]?: unknown }
+
+const bytesField = (record: AttributeInput, name: keyof Attributes): Uint8Array | undefined => {
   const v = record[name]
   if (v instanceof Uint8Array) return v
   if (typeof v === "object" && v !== null && "B" in v && v.B instanceof Uint8Array) return v.B
   return undefined
 }
-const stringField = (record: Readonly<Record<string, unknown>>, name: string): string | undefined => {
+const stringField = (record: AttributeInput, name: keyof Attributes): string | undefined => {
   const v = record[name]
   if (typeof v === "string") return v
   if (typeof v === "object" && v !== null && "S" in v && typeof v.S === "string") return v.S
@@ -247,9 +249,7 @@ const stringField = (record: Readonly<Record<string, unknown>>, name: string): s
  * @since 0.1.0
  * @category attributes
  */
-export const fromAttributes = (
-  record: Readonly<Record<string, unknown>>
-): Either.Either<Envelope, InvalidEnvelope> => {
+export const fromAttributes = (record: AttributeInput): Either.Either<Envelope, InvalidEnvelope> => {
   const ciphertext = bytesField(record, "content_encrypted")
   const nonce = bytesField(record, "content_nonce")
   const wrappedDek = bytesField(record, "wrapped_dek")

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
-import { Duration, Effect, Either, ParseResult, Schedule, Schema } from "effect"
+import { Effect, Either, ParseResult, Schema } from "effect"
 import {
   KeyringInsecure,
   type KeyringLoadError,
@@ -215,28 +215,31 @@ const withLockFile = <A, E>(
   effect: Effect.Effect<A, E>
 ): Effect.Effect<A, E | KeyringWriteFailed> => {
   const lockPath = `${file}.lock`
+  // Polls with timers inside the promise (not Effect's Clock): waiting for another process is
+  // real time, whatever clock the caller runs under.
   const acquire = Effect.tryPromise({
     try: async () => {
-      try {
-        const handle = await fs.open(lockPath, "wx", 0o600)
-        await handle.writeFile(`${process.pid}\n`)
-        await handle.close()
-      } catch (e) {
-        if (errorCode(e) === "EEXIST") {
+      const deadline = Date.now() + 5_000
+      for (;;) {
+        try {
+          const handle = await fs.open(lockPath, "wx", 0o600)
+          await handle.writeFile(`${process.pid}\n`)
+          await handle.close()
+          return
+        } catch (e) {
+          if (errorCode(e) !== "EEXIST") throw e
           const st = await fs.stat(lockPath).catch(() => undefined)
-          if (st !== undefined && Date.now() - st.mtimeMs > 30_000) await fs.rm(lockPath, { force: true })
+          if (st !== undefined && Date.now() - st.mtimeMs > 30_000) {
+            await fs.rm(lockPath, { force: true })
+            continue
+          }
+          if (Date.now() > deadline) throw e
+          await new Promise((resolve) => setTimeout(resolve, 20))
         }
-        throw e
       }
     },
-    catch: (e) => e
-  }).pipe(
-    Effect.retry({
-      while: (e) => errorCode(e) === "EEXIST",
-      schedule: Schedule.spaced(Duration.millis(20)).pipe(Schedule.upTo(Duration.seconds(5)))
-    }),
-    Effect.mapError(writeFailed(file, "cannot take the keyring lock"))
-  )
+    catch: writeFailed(file, "cannot take the keyring lock")
+  })
   return Effect.acquireUseRelease(
     acquire,
     () => effect,
