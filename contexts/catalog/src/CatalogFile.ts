@@ -4,6 +4,7 @@
  * column and path (`capabilities[2].ttl.max`) and says what was expected.
  */
 import { FileSystem } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { LineCounter, parseDocument } from "yaml"
 import * as Catalog from "./Catalog.js"
@@ -156,20 +157,30 @@ export const parse = (
   return Either.right(decoded.right)
 }
 
+const unreadableReason = (error: PlatformError): string => {
+  if (error._tag !== "SystemError") return error.message
+  switch (error.reason) {
+    case "NotFound":
+      return "no such file"
+    case "PermissionDenied":
+      return "permission denied"
+    case "BadResource":
+      return "not a readable file (a directory?)"
+    default:
+      return error.reason
+  }
+}
+
 /** Read and validate a catalog file. */
 export const load = (
   path: string
 ): Effect.Effect<Catalog.Catalog, CatalogInvalid | CatalogUnreadable, FileSystem.FileSystem> =>
   Effect.gen(function* () {
     const fs = yield* FileSystem.FileSystem
-    const text = yield* fs.readFileString(path, "utf8").pipe(
-      Effect.mapError(
-        (error) =>
-          new CatalogUnreadable({
-            file: path,
-            reason: error._tag === "SystemError" ? error.reason : error.message
-          })
+    const text = yield* fs
+      .readFileString(path, "utf8")
+      .pipe(
+        Effect.mapError((error) => new CatalogUnreadable({ file: path, reason: unreadableReason(error) }))
       )
-    )
     return yield* Either.match(parse(text, path), { onLeft: Effect.fail, onRight: Effect.succeed })
   })

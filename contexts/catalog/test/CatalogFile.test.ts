@@ -308,7 +308,7 @@ describe("CatalogFile.load", () => {
     Effect.gen(function* () {
       const error = yield* Effect.flip(CatalogFile.load(`${fixtures}does-not-exist.yaml`))
       assert.strictEqual(error._tag, "CatalogUnreadable")
-      assert.include(error.message, "does-not-exist.yaml")
+      assert.strictEqual(error.message, `cannot read catalog ${fixtures}does-not-exist.yaml: no such file`)
     }).pipe(Effect.provide(NodeReads))
   )
 })
