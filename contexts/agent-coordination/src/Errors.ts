@@ -45,7 +45,8 @@ export const DenialReason = Schema.Literal(
   "invalid-ttl",
   "break-glass-required",
   "justification-required",
-  "invalid-request"
+  "invalid-request",
+  "denied"
 )
 export type DenialReason = typeof DenialReason.Type
 

@@ -47,7 +47,8 @@ export const Ending = Schema.Struct({
 })
 export type Ending = typeof Ending.Type
 
-export const SessionId = Schema.String.pipe(Schema.pattern(/^ses_[0-9a-z]{26}$/))
+export const SessionIdPattern = /^ses_[0-9a-z]{26}$/
+export const SessionId = Schema.String.pipe(Schema.pattern(SessionIdPattern))
 
 export const Session = Schema.Struct({
   id: Schema.String,
@@ -155,6 +156,14 @@ const invalid = (s: Session, verb: string) =>
   new Conflict({
     message: `cannot ${verb} a session in state ${s.status}`,
     reason: "invalid-transition",
+    status: s.status
+  })
+
+/** The session moved on since the caller looked at it. */
+export const versionConflict = (s: Session) =>
+  new Conflict({
+    message: `the session is at version ${s.version}, not the expected one`,
+    reason: "concurrent-update",
     status: s.status
   })
 
