@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import * as Crypto from "node:crypto"
+import { SystemKeys } from "@aap/key-custody"
 import { Context, Data, Effect, Layer, Redacted } from "effect"
 
 /**
@@ -144,5 +145,31 @@ export const layerEphemeral: Layer.Layer<AuditKeys> = Layer.sync(AuditKeys, () =
     hmacKey: Redacted.make(new Uint8Array(Crypto.randomBytes(32))),
     signingSeed: Redacted.make(new Uint8Array(Crypto.randomBytes(32))),
     keyId: `ephemeral-${Crypto.randomBytes(4).toString("hex")}`
+  })
+)
+
+/**
+ * The audit keys from key-custody's system keys: HMAC under purpose `audit-hmac`, checkpoints
+ * signed by the Ed25519 key of purpose `audit-checkpoint` (both derived from the installation's
+ * root secret, so they survive UMK rotation).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerSystemKeys: Layer.Layer<AuditKeys, never, SystemKeys.SystemKeys> = Layer.effect(
+  AuditKeys,
+  Effect.gen(function* () {
+    const system = yield* SystemKeys.SystemKeys
+    const signing = yield* system.signingKey(SystemKeys.Purpose.AuditCheckpoint)
+    const publicKeys: ReadonlyArray<PublicKey> = [{ keyId: signing.keyId, publicKey: signing.publicKeyRaw }]
+    return AuditKeys.of({
+      hmac: (data) =>
+        Effect.map(
+          system.hmac(SystemKeys.Purpose.AuditHmac, data),
+          (hex) => new Uint8Array(Buffer.from(hex, "hex"))
+        ),
+      sign: (data) => Effect.sync(() => ({ keyId: signing.keyId, signature: signing.sign(data) })),
+      publicKeys: Effect.succeed(publicKeys)
+    })
   })
 )

@@ -190,6 +190,9 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
       let prevHash = GENESIS_HASH
       let records = 0
       let broken = false
+      // a record with a later seq than expected: a gap, unless the next record is the
+      // expected one (then the two were swapped)
+      let ahead: number | undefined
       yield* Stream.runForEachChunk(sink.scan(stream, 1), (chunk) =>
         Effect.sync(() => {
           if (broken) return
@@ -198,6 +201,11 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
             let link: Link | undefined = fastLink(line)
             if (link === undefined) {
               const parsed = parseLine(line)
+              if (ahead !== undefined) {
+                note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
+                broken = true
+                return
+              }
               if (parsed._tag === "Bad") {
                 note(seq, parsed.reason, parsed.message)
                 broken = true
@@ -205,10 +213,14 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
               }
               link = parsed.event
             }
-            if (link.stream !== stream) {
+            if (ahead !== undefined) {
+              if (link.seq === seq) note(seq, "out-of-order", `seq ${ahead} comes before seq ${seq}`)
+              else note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
+            } else if (link.stream !== stream) {
               note(seq, "wrong-stream", `record names stream ${link.stream}`)
             } else if (link.seq > seq) {
-              note(seq, "gap", `expected seq ${seq}, found ${link.seq}`)
+              ahead = link.seq
+              continue
             } else if (link.seq < seq) {
               note(seq, "out-of-order", `expected seq ${seq}, found ${link.seq}`)
             } else if (link.prevHash !== prevHash) {
@@ -226,6 +238,10 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
           }
         })
       ).pipe(Effect.mapError(sinkUnavailable))
+      if (ahead !== undefined && !broken) {
+        note(prevSeq + 1, "gap", `expected seq ${prevSeq + 1}, found ${ahead}`)
+        broken = true
+      }
 
       let checkpointSeq: number | undefined
       let final: Checkpoint | undefined

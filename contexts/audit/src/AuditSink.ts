@@ -100,6 +100,7 @@ export class MemorySink extends Context.Tag("@aap/audit/MemorySink")<MemorySink,
 
 interface MemoryState {
   readonly records: Map<string, Array<string>>
+  readonly open: Set<string>
   readonly checkpoints: Map<string, Array<string>>
   mode: MemoryMode
   writes: number
@@ -108,13 +109,18 @@ interface MemoryState {
 const memoryFailure = (operation: string) =>
   new AuditSinkError({ operation, message: "memory sink is set to fail" })
 
-const gate = <A>(state: MemoryState, operation: string, effect: Effect.Effect<A>) =>
-  Effect.suspend(() =>
-    state.mode === "fail"
-      ? Effect.fail(memoryFailure(operation))
-      : state.mode === "hang"
-        ? Effect.never
-        : effect
+const gate = <A, E>(
+  state: MemoryState,
+  operation: string,
+  effect: Effect.Effect<A, E>
+): Effect.Effect<A, E | AuditSinkError> =>
+  Effect.suspend(
+    (): Effect.Effect<A, E | AuditSinkError> =>
+      state.mode === "fail"
+        ? Effect.fail(memoryFailure(operation))
+        : state.mode === "hang"
+          ? Effect.never
+          : effect
   )
 
 /**
@@ -125,7 +131,13 @@ const gate = <A>(state: MemoryState, operation: string, effect: Effect.Effect<A>
  */
 export const layerMemory: Layer.Layer<AuditSink | MemorySink> = Layer.effectContext(
   Effect.gen(function* () {
-    const state: MemoryState = { records: new Map(), checkpoints: new Map(), mode: "ok", writes: 0 }
+    const state: MemoryState = {
+      records: new Map(),
+      open: new Set(),
+      checkpoints: new Map(),
+      mode: "ok",
+      writes: 0
+    }
     const sink = AuditSink.of({
       kind: "memory",
       maxBatch: 4096,
@@ -133,22 +145,34 @@ export const layerMemory: Layer.Layer<AuditSink | MemorySink> = Layer.effectCont
         gate(
           state,
           "open",
-          Effect.sync(() => {
-            if (!state.records.has(stream)) state.records.set(stream, [])
+          Effect.suspend(() => {
+            if (state.records.has(stream)) {
+              return Effect.fail(new AuditSinkError({ operation: "open", message: "stream exists" }))
+            }
+            state.records.set(stream, [])
+            state.open.add(stream)
+            return Effect.void
           })
         ),
       write: (stream, records) =>
         gate(
           state,
           "write",
-          Effect.sync(() => {
+          Effect.suspend(() => {
+            if (!state.open.has(stream)) {
+              return Effect.fail(new AuditSinkError({ operation: "write", message: "stream is not open" }))
+            }
             const lines = state.records.get(stream) ?? []
             state.records.set(stream, lines)
             for (const record of records) lines.push(record.line)
             state.writes++
+            return Effect.void
           })
         ),
-      close: () => Effect.void,
+      close: (stream) =>
+        Effect.sync(() => {
+          state.open.delete(stream)
+        }),
       streams: gate(
         state,
         "streams",
