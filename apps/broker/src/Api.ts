@@ -5,7 +5,10 @@
  *
  * @since 0.1.0
  */
+import { Api as AuditApi } from "@aap/audit"
+import { Api as CatalogApi } from "@aap/catalog"
 import { HttpApi, OpenApi } from "@effect/platform"
+import { OperatorAuth, PrincipalAuth } from "./Auth.js"
 import {
   InternalError,
   PayloadTooLarge,
@@ -21,6 +24,8 @@ import { SystemApi } from "./SystemApi.js"
  */
 export class Api extends HttpApi.make("aap")
   .add(SystemApi)
+  .add(CatalogApi.CatalogApi.middleware(PrincipalAuth))
+  .add(AuditApi.AuditApi.middleware(OperatorAuth))
   .addError(RouteNotFound)
   .addError(PayloadTooLarge)
   .addError(RequestTimeout)

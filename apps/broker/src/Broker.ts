@@ -5,16 +5,21 @@
  * @since 0.1.0
  */
 import * as Http from "node:http"
+import type { AuditReader } from "@aap/audit"
 import { HttpApiBuilder, HttpApiSwagger, HttpServer, type HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
 import { Api } from "./Api.js"
+import * as Auth from "./Auth.js"
 import type { BrokerConfigShape } from "./BrokerConfig.js"
 import * as BrokerConfig from "./BrokerConfig.js"
+import type * as CatalogHolder from "./CatalogHolder.js"
+import { AuditLive } from "./http/Audit.js"
+import { CatalogLive } from "./http/Catalog.js"
 import { SystemLive } from "./http/System.js"
 import { apiMiddlewareLayer, serveLayer } from "./internal/httpStack.js"
 import { type BrokerMetrics, layerMetrics, loggerLayer } from "./internal/observability.js"
-import * as Readiness from "./Readiness.js"
+import type * as Readiness from "./Readiness.js"
 
 /**
  * Facts about a running broker.
@@ -36,6 +41,20 @@ export interface BrokerInfoShape {
 export class BrokerInfo extends Context.Tag("@aap/broker/BrokerInfo")<BrokerInfo, BrokerInfoShape>() {}
 
 /**
+ * What the HTTP layer needs from the contexts (the embedded or production services, or test
+ * doubles).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HttpServices =
+  | Readiness.Readiness
+  | BrokerMetrics
+  | Auth.Authenticator
+  | CatalogHolder.CatalogHolder
+  | AuditReader.AuditReader
+
+/**
  * The HTTP part: handlers, docs, middlewares and the server on `config.listen`.
  *
  * @since 0.1.0
@@ -43,9 +62,12 @@ export class BrokerInfo extends Context.Tag("@aap/broker/BrokerInfo")<BrokerInfo
  */
 export const layerHttp = (
   config: BrokerConfigShape
-): Layer.Layer<BrokerInfo, HttpServerError.ServeError, Readiness.Readiness | BrokerMetrics> => {
+): Layer.Layer<BrokerInfo, HttpServerError.ServeError, HttpServices> => {
   const server = Http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 })
-  const ApiLive = HttpApiBuilder.api(Api).pipe(Layer.provide(SystemLive))
+  const ApiLive = HttpApiBuilder.api(Api).pipe(
+    Layer.provide([SystemLive, CatalogLive, AuditLive]),
+    Layer.provide(Auth.layer)
+  )
   const serve = serveLayer({
     server,
     maxBodyBytes: config.maxBodyBytes,
@@ -71,22 +93,27 @@ export const layerHttp = (
 }
 
 /**
- * The whole broker for a configuration.
+ * The broker could not start: a bad catalog, an unreadable keyring, an unreachable store...
+ * `message` says which and what to do.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class BrokerStartError extends Data.TaggedError("BrokerStartError")<{ readonly message: string }> {}
+
+/**
+ * The broker over the given services (embedded, production or test doubles).
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (config: BrokerConfigShape): Layer.Layer<BrokerInfo, HttpServerError.ServeError> =>
+export const layerWith = <E>(
+  config: BrokerConfigShape,
+  services: Layer.Layer<Exclude<HttpServices, BrokerMetrics>, E, BrokerMetrics>
+): Layer.Layer<BrokerInfo | BrokerMetrics, E | HttpServerError.ServeError> =>
   layerHttp(config).pipe(
-    Layer.provide(Readiness.layer([])),
-    Layer.provide(layerMetrics),
+    Layer.provide(services),
+    Layer.provideMerge(layerMetrics),
     Layer.provide(loggerLayer(config.logLevel)),
     Layer.provide(BrokerConfig.layerValue(config))
   )
-
-/**
- * Alias of `layer`, for the CLI.
- *
- * @since 0.1.0
- */
-export const makeBroker = layer

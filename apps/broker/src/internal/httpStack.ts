@@ -65,6 +65,42 @@ export const makeRouteMatcher = (api: HttpApi.HttpApi.Any): RouteMatcher => {
   }
 }
 
+/** The message of the typed error a request failed with, keyed by request (see `ensureMessage`). */
+const errorMessages = new WeakMap<HttpServerRequest.HttpServerRequest, string>()
+
+const decoder = new TextDecoder()
+
+/** Error bodies always carry `_tag` and `message` (DESIGN §10). */
+const ensureMessage = (
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): HttpServerResponse.HttpServerResponse => {
+  if (response.status < 400) return response
+  if (response.body._tag === "Empty") {
+    const tag = response.status >= 500 ? "InternalError" : response.status === 404 ? "NotFound" : "BadRequest"
+    return HttpServerResponse.unsafeJson(
+      { _tag: tag, message: errorMessages.get(request) ?? `request failed with status ${response.status}` },
+      { status: response.status, headers: response.headers }
+    )
+  }
+  if (response.body._tag !== "Uint8Array") return response
+  try {
+    const body: unknown = JSON.parse(decoder.decode(response.body.body))
+    if (body === null || typeof body !== "object" || Array.isArray(body)) return response
+    const record = body as Record<string, unknown>
+    if (typeof record.message === "string" && typeof record._tag === "string") return response
+    const message =
+      typeof record.message === "string"
+        ? record.message
+        : (errorMessages.get(request) ?? String(record._tag ?? "error"))
+    const fixed = { _tag: typeof record._tag === "string" ? record._tag : "Error", message, ...record }
+    fixed.message = message
+    return HttpServerResponse.unsafeJson(fixed, { status: response.status, headers: response.headers })
+  } catch {
+    return response
+  }
+}
+
 type TransportError =
   | HttpApiError.HttpApiDecodeError
   | RouteNotFound
@@ -112,33 +148,45 @@ export const apiMiddlewareLayer = (options: {
   const timeoutMessage = `the request did not complete within ${Duration.format(options.requestTimeout)}`
   const fn = (app: HttpApp.Default): HttpApp.Default<TransportError> =>
     app.pipe(
-      Effect.catchAllCause((cause): Effect.Effect<never, TransportError> => {
-        const failure: unknown = Option.getOrUndefined(Cause.failureOption(cause))
-        if (failure instanceof HttpApiError.HttpApiDecodeError)
-          return Effect.fail(sanitizeDecodeError(failure))
-        if (HttpServerError.isServerError(failure) && failure._tag === "RouteNotFound") {
-          return Effect.fail(
-            new RouteNotFound({
-              message: `no route for ${failure.request.method} ${failure.request.url.split("?")[0]}`
+      Effect.catchAllCause(
+        (cause): Effect.Effect<never, TransportError, HttpServerRequest.HttpServerRequest> => {
+          const failure: unknown = Option.getOrUndefined(Cause.failureOption(cause))
+          if (failure instanceof HttpApiError.HttpApiDecodeError)
+            return Effect.fail(sanitizeDecodeError(failure))
+          if (HttpServerError.isServerError(failure) && failure._tag === "RouteNotFound") {
+            return Effect.fail(
+              new RouteNotFound({
+                message: `no route for ${failure.request.method} ${failure.request.url.split("?")[0]}`
+              })
+            )
+          }
+          if (failure instanceof Error && failure.message.length > 0) {
+            // Some errors compute `message` with a getter that the wire encoding omits; the
+            // outer middleware puts it into the body so every error has `{_tag, message}`.
+            return Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+              errorMessages.set(request, failure.message)
+              return Effect.failCause(cause)
             })
+          }
+          if (failure instanceof HttpApiError.HttpApiDecodeError)
+            return Effect.fail(sanitizeDecodeError(failure))
+          if (failure !== undefined || Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+          const defect: unknown = Option.getOrUndefined(Cause.dieOption(cause))
+          if (isRequestError(defect) && defect.reason === "Decode") {
+            return causeMessage(defect) === "maxBytes exceeded"
+              ? Effect.fail(new PayloadTooLarge({ message: "the request body is too large" }))
+              : Effect.fail(
+                  new HttpApiError.HttpApiDecodeError({
+                    issues: [],
+                    message: "malformed request body: expected JSON"
+                  })
+                )
+          }
+          return Effect.logError("unhandled defect", cause).pipe(
+            Effect.zipRight(Effect.fail(new InternalError({ message: "internal error; see the broker log" })))
           )
         }
-        if (failure !== undefined || Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
-        const defect: unknown = Option.getOrUndefined(Cause.dieOption(cause))
-        if (isRequestError(defect) && defect.reason === "Decode") {
-          return causeMessage(defect) === "maxBytes exceeded"
-            ? Effect.fail(new PayloadTooLarge({ message: "the request body is too large" }))
-            : Effect.fail(
-                new HttpApiError.HttpApiDecodeError({
-                  issues: [],
-                  message: "malformed request body: expected JSON"
-                })
-              )
-        }
-        return Effect.logError("unhandled defect", cause).pipe(
-          Effect.zipRight(Effect.fail(new InternalError({ message: "internal error; see the broker log" })))
-        )
-      }),
+      ),
       Effect.timeoutFail({
         duration: options.requestTimeout,
         onTimeout: () => new RequestTimeout({ message: timeoutMessage })
@@ -241,7 +289,10 @@ export const outerMiddleware =
           durationMs: Math.round(seconds * 100_000) / 100
         })
       }
-      return HttpServerResponse.setHeaders(response, { "x-request-id": requestId, "x-trace-id": traceId })
+      return HttpServerResponse.setHeaders(ensureMessage(request, response), {
+        "x-request-id": requestId,
+        "x-trace-id": traceId
+      })
     }) as HttpApp.Default<E, R | BrokerMetrics>
 
 /**

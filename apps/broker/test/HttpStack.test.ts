@@ -1,0 +1,237 @@
+/**
+ * The HTTP plumbing over a real socket, with the contexts replaced by small doubles: auth
+ * matrix, error shapes and statuses, body limit, timeouts, readiness, metrics, OpenAPI, docs.
+ */
+import * as Path from "node:path"
+import { AuditLog } from "@aap/audit"
+import { NodeFileSystem } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import * as Auth from "../src/Auth.js"
+import * as Broker from "../src/Broker.js"
+import * as BrokerConfig from "../src/BrokerConfig.js"
+import { Unauthorized } from "../src/BrokerErrors.js"
+import * as CatalogHolder from "../src/CatalogHolder.js"
+import * as Readiness from "../src/Readiness.js"
+
+const catalogFile = Path.resolve(__dirname, "../../../examples/catalog.yaml")
+
+const principals: Record<string, Auth.Principal> = {
+  "agent-codex": { _tag: "agent", id: "codex", wallet: "codex" },
+  "operator-alice": { _tag: "operator", id: "alice" }
+}
+
+const authenticator = Layer.succeed(
+  Auth.Authenticator,
+  Auth.Authenticator.of({
+    authenticate: (token) => {
+      const p = principals[Redacted.value(token)]
+      return p === undefined ? Effect.fail(new Unauthorized({ message: "unknown token" })) : Effect.succeed(p)
+    }
+  })
+)
+
+let readyMode: "ok" | "fail" | "slow" = "ok"
+const readiness = Readiness.layer([
+  {
+    name: "store",
+    check: Effect.suspend(() =>
+      readyMode === "ok"
+        ? Effect.void
+        : readyMode === "fail"
+          ? Effect.fail("down")
+          : Effect.sleep("5 seconds")
+    )
+  }
+])
+
+const config = BrokerConfig.make({
+  listen: { host: "127.0.0.1", port: 0 },
+  catalogPath: catalogFile,
+  maxBodyBytes: 1024,
+  requestTimeout: Duration.millis(1500),
+  logLevel: "error"
+})
+
+const services = Layer.mergeAll(
+  authenticator,
+  readiness,
+  CatalogHolder.layer(catalogFile).pipe(Layer.provide(NodeFileSystem.layer)),
+  AuditLog.layerMemory
+)
+
+const BrokerTest = Broker.layerWith(config, services)
+
+const call = (
+  base: string,
+  method: string,
+  path: string,
+  init: { token?: string; body?: string; headers?: Record<string, string> } = {}
+) =>
+  Effect.promise(async () => {
+    const headers: Record<string, string> = { ...init.headers }
+    if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`
+    if (init.body !== undefined) headers["content-type"] ??= "application/json"
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      ...(init.body === undefined ? {} : { body: init.body })
+    })
+    const text = await res.text()
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+    return {
+      status: res.status,
+      headers: res.headers,
+      text,
+      json: json as Record<string, unknown> | undefined
+    }
+  })
+
+describe("HTTP stack", () => {
+  it.layer(BrokerTest, { timeout: 60_000, excludeTestServices: true })((it) => {
+    it.effect("healthz answers with a request id and trace id", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const r = yield* call(url, "GET", "/healthz", {
+          headers: {
+            "x-request-id": "req-123",
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+          }
+        })
+        assert.strictEqual(r.status, 200)
+        assert.strictEqual(r.json?.status, "ok")
+        assert.strictEqual(r.headers.get("x-request-id"), "req-123")
+        assert.strictEqual(r.headers.get("x-trace-id"), "0af7651916cd43dd8448eb211c80319c")
+      })
+    )
+
+    it.effect("an unknown route is 404 with _tag and message", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const r = yield* call(url, "GET", "/v1/nothing-here")
+        assert.strictEqual(r.status, 404)
+        assert.deepStrictEqual(
+          r.json,
+          { _tag: "RouteNotFound", message: "no route for GET /v1/nothing-here" },
+          r.text
+        )
+      })
+    )
+
+    it.effect("auth matrix: no token, bad token, wrong principal kind", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const none = yield* call(url, "GET", "/v1/audit/verify")
+        assert.strictEqual(none.status, 401)
+        assert.strictEqual(none.json?._tag, "Unauthorized")
+        assert.isString(none.json?.message)
+        const bad = yield* call(url, "GET", "/v1/audit/verify", { token: "nope" })
+        assert.strictEqual(bad.status, 401)
+        assert.strictEqual(bad.json?._tag, "Unauthorized")
+        const agentOnOperator = yield* call(url, "GET", "/v1/audit/verify", { token: "agent-codex" })
+        assert.strictEqual(agentOnOperator.status, 403)
+        assert.strictEqual(agentOnOperator.json?._tag, "Forbidden")
+        const operatorOnAgent = yield* call(url, "GET", "/v1/catalog", { token: "operator-alice" })
+        assert.strictEqual(operatorOnAgent.status, 403)
+        const ok = yield* call(url, "GET", "/v1/audit/verify", { token: "operator-alice" })
+        assert.strictEqual(ok.status, 200)
+        assert.strictEqual(ok.json?.ok, true)
+      })
+    )
+
+    it.effect("an agent sees its catalog", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const r = yield* call(url, "GET", "/v1/catalog", { token: "agent-codex" })
+        assert.strictEqual(r.status, 200, r.text)
+        assert.strictEqual(r.json?.agent, "codex")
+        const ids = (r.json?.capabilities as Array<{ id: string }>).map((c) => c.id)
+        assert.include(ids, "openrouter-chat")
+      })
+    )
+
+    it.effect("catalog reload by an operator", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const r = yield* call(url, "POST", "/v1/catalog/reload", { token: "operator-alice" })
+        assert.strictEqual(r.status, 200)
+        assert.isAbove(r.json?.capabilities as number, 3)
+      })
+    )
+
+    it.effect("a declared body above the limit is 413 before it is read", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const r = yield* call(url, "POST", "/v1/catalog/reload", {
+          token: "operator-alice",
+          body: JSON.stringify({ pad: "x".repeat(5000) })
+        })
+        assert.strictEqual(r.status, 413)
+        assert.deepStrictEqual(r.json, { _tag: "PayloadTooLarge", message: "the request body is too large" })
+      })
+    )
+
+    it.effect("a bad query parameter is 400 with _tag and message", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const r = yield* call(url, "GET", "/v1/audit?limit=banana", { token: "operator-alice" })
+        assert.strictEqual(r.status, 400)
+        assert.strictEqual(r.json?._tag, "HttpApiDecodeError")
+        assert.isString(r.json?.message)
+        assert.notInclude(r.text, "banana")
+      })
+    )
+
+    it.effect("readiness follows its probes; a slow request times out with 503", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        readyMode = "ok"
+        assert.strictEqual((yield* call(url, "GET", "/readyz")).status, 200)
+        readyMode = "fail"
+        const down = yield* call(url, "GET", "/readyz")
+        assert.strictEqual(down.status, 503)
+        assert.strictEqual(down.json?._tag, "NotReady")
+        assert.include(down.json?.message as string, "store")
+        readyMode = "slow"
+        const slow = yield* call(url, "GET", "/readyz")
+        readyMode = "ok"
+        assert.strictEqual(slow.status, 503)
+        assert.strictEqual(slow.json?._tag, "RequestTimeout")
+      })
+    )
+
+    it.effect("metrics are Prometheus text with requests by route and status", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        yield* call(url, "GET", "/healthz")
+        const r = yield* call(url, "GET", "/metrics")
+        assert.strictEqual(r.status, 200)
+        assert.include(r.headers.get("content-type") ?? "", "text/plain")
+        assert.include(r.text, "# TYPE aap_http_requests_total counter")
+        assert.include(r.text, 'aap_http_requests_total{method="GET",route="/healthz",status="200"}')
+        assert.include(
+          r.text,
+          'aap_http_request_duration_seconds_bucket{method="GET",route="/healthz",status="200",le="+Inf"}'
+        )
+      })
+    )
+
+    it.effect("Swagger UI is self-contained (no CDN) and the OpenAPI document is 3.1", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const docs = yield* call(url, "GET", "/docs")
+        assert.strictEqual(docs.status, 200)
+        assert.include(docs.text, "SwaggerUIBundle")
+        assert.notMatch(docs.text, /<script[^>]+src=["']https?:/)
+        assert.notMatch(docs.text, /<link[^>]+href=["']https?:/)
+        const spec = yield* call(url, "GET", "/openapi.json")
+        assert.strictEqual(spec.json?.openapi, "3.1.0")
+      })
+    )
+  })
+})
