@@ -1,0 +1,95 @@
+import { AuditLog } from "@aap/audit"
+import { CatalogFile } from "@aap/catalog"
+import { SystemKeys } from "@aap/key-custody"
+import { DynamoDb } from "@aap/local-stack"
+import { Effect, Either, Layer } from "effect"
+import * as TestServices from "effect/TestServices"
+import * as CoordinationStore from "../../src/CoordinationStore.js"
+import * as CurrentCatalog from "../../src/CurrentCatalog.js"
+import * as Identities from "../../src/Identities.js"
+import * as IdentityRepository from "../../src/IdentityRepository.js"
+import * as Principal from "../../src/Principal.js"
+import * as SessionRepository from "../../src/SessionRepository.js"
+import * as Sessions from "../../src/Sessions.js"
+
+export const catalogYaml = `schemaVersion: 1
+agents:
+  - { id: codex, wallet: codex }
+  - { id: claude, wallet: claude }
+operators:
+  - { id: alice }
+  - { id: bob }
+  - { id: carol }
+capabilities:
+  - id: openrouter-chat
+    tier: low
+    agents: [codex, claude]
+    ttl: { default: 15m, max: 1h }
+    backing: { type: bearer-token, secret: openrouter/api-key, env: OPENROUTER_API_KEY }
+  - id: forge-token
+    tier: medium
+    agents: [codex]
+    ttl: { default: 30m, max: 1h }
+    backing: { type: bearer-token, secret: forge/pat, env: FORGE_TOKEN }
+  - id: ssh-platform-host
+    tier: high
+    agents: [codex]
+    ttl: { default: 10m, max: 30m }
+    backing: { type: ssh-certificate, principals: [deploy], ca: ssh/ca-key }
+  - id: break-glass-admin
+    tier: critical
+    agents: [codex]
+    approvals: 2
+    ttl: { default: 5m, max: 15m }
+    backing: { type: bearer-token, secret: admin/token, env: ADMIN_TOKEN }
+`
+
+export const catalog = Either.getOrThrow(CatalogFile.parse(catalogYaml))
+
+export const codex = Principal.agent("codex", "codex")
+export const claude = Principal.agent("claude", "claude")
+export const alice = Principal.operator("alice")
+export const bob = Principal.operator("bob")
+export const carol = Principal.operator("carol")
+export const mallory = Principal.operator("mallory")
+
+/** The services over a given store, with in-memory keys and audit log. */
+export const services = (
+  store: Layer.Layer<CoordinationStore.CoordinationStore, unknown>,
+  limits: Partial<Sessions.Limits> = {}
+) => {
+  const repos = Layer.mergeAll(SessionRepository.layer, IdentityRepository.layer).pipe(
+    Layer.provideMerge(store),
+    Layer.provideMerge(SystemKeys.layerMemory)
+  )
+  return Layer.mergeAll(Sessions.layer(limits), Identities.layer).pipe(
+    Layer.provideMerge(repos),
+    Layer.provideMerge(CurrentCatalog.layer(catalog)),
+    Layer.provideMerge(AuditLog.layerMemory)
+  )
+}
+
+let counter = 0
+
+/**
+ * A DynamoDB-backed store on the shared embedded engine, with its own table (unique prefix).
+ * The table is created with the live clock, so the store also works under `TestClock`.
+ */
+export const dynamoStore: Layer.Layer<CoordinationStore.CoordinationStore, unknown, DynamoDb.DynamoDb> =
+  Layer.effect(
+    CoordinationStore.CoordinationStore,
+    Effect.flatMap(DynamoDb.DynamoDb, (shared) =>
+      TestServices.provideLive(
+        Effect.flatMap(CoordinationStore.CoordinationStore, Effect.succeed).pipe(
+          Effect.provide(CoordinationStore.layerDynamoDb),
+          Effect.provideService(DynamoDb.DynamoDb, {
+            ...shared,
+            tables: DynamoDb.tables(`t${process.pid}x${++counter}x${Date.now()}`)
+          })
+        )
+      )
+    )
+  )
+
+/** One embedded engine per test file (built with the live clock). */
+export const engine: Layer.Layer<DynamoDb.DynamoDb, unknown> = DynamoDb.layerEmbedded()
