@@ -113,7 +113,10 @@ export const makeAwsKms = (options: {
     const client =
       options.client ?? new KMSClient(options.region === undefined ? {} : { region: options.region })
     const send = <A>(run: (signal: AbortSignal) => Promise<A>, keyId: string): Effect.Effect<A, KmsError> =>
-      Effect.tryPromise({ try: run, catch: mapKmsError(keyId) })
+      Effect.tryPromise({
+        try: (signal) => Promise.resolve().then(() => run(signal)),
+        catch: mapKmsError(keyId)
+      })
     let currentArn: string | undefined
 
     const generateDataKey: KeyProviderShape["generateDataKey"] = (context) =>
