@@ -2,7 +2,8 @@
  * Entry point of the `aap` binary: the only place an Effect is run (NodeRuntime.runMain).
  */
 import { ValidationError } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit } from "effect"
 import { run } from "./Cli.js"
 import { ExitCode } from "./ExitCode.js"
