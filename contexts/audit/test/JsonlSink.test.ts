@@ -1,0 +1,119 @@
+import * as Fs from "node:fs/promises"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "../src/index.js"
+import { input } from "./AuditSinkConformance.js"
+import { tempDir } from "./harness.js"
+
+const mode = (path: string) => Effect.promise(async () => (await Fs.stat(path)).mode & 0o777)
+
+const appendEvents = (dir: string, n: number, options: { maxSegmentBytes?: number } = {}) =>
+  Effect.gen(function* () {
+    const log = yield* AuditLog.AuditLog
+    for (let i = 1; i <= n; i++) yield* log.append(input(i))
+    return yield* log.stream
+  }).pipe(
+    Effect.provide(
+      AuditLog.layerWith({ instanceId: "jsonl" }).pipe(Layer.provide(JsonlSink.layer({ dir, ...options })))
+    )
+  )
+
+describe("JsonlSink", () => {
+  it.scoped("creates 0700 directories and 0600 files", () =>
+    Effect.gen(function* () {
+      const root = yield* tempDir
+      const dir = Path.join(root, "audit")
+      const stream = yield* appendEvents(dir, 3)
+      assert.strictEqual(yield* mode(dir), 0o700)
+      assert.strictEqual(yield* mode(Path.join(dir, stream)), 0o700)
+      const files = yield* Effect.promise(() => Fs.readdir(Path.join(dir, stream)))
+      assert.includeMembers(files, ["0000000000000001.jsonl", "checkpoints.jsonl"])
+      assert.notInclude(files, "writer.lock", "the lock is released on close")
+      for (const file of files) assert.strictEqual(yield* mode(Path.join(dir, stream, file)), 0o600, file)
+    }).pipe(Effect.provide(AuditKeys.layerEphemeral))
+  )
+
+  it.scoped("starts a new segment when the current one is full, and reads across segments", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const stream = yield* appendEvents(dir, 40, { maxSegmentBytes: 2048 })
+      const segments = (yield* Effect.promise(() => Fs.readdir(Path.join(dir, stream)))).filter(
+        (f) => f.endsWith(".jsonl") && f !== "checkpoints.jsonl"
+      )
+      assert.isAbove(segments.length, 5)
+      const { sink, closeAll } = yield* JsonlSink.make({ dir })
+      const reader = AuditReader.make(sink, yield* AuditKeys.AuditKeys)
+      const report = yield* reader.verify()
+      assert.isTrue(report.ok, JSON.stringify(report.firstBreak))
+      assert.strictEqual(report.streams[0]!.lastSeq, 40)
+      assert.deepStrictEqual(
+        (yield* reader.tail(stream, { after: 33 })).map((e) => e.seq),
+        [34, 35, 36, 37, 38, 39, 40]
+      )
+      yield* closeAll
+    }).pipe(Effect.provide(AuditKeys.layerEphemeral))
+  )
+
+  it.scoped("recovers a torn last line of a dead writer's stream on open", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const stream = yield* appendEvents(dir, 5)
+      const segment = Path.join(dir, stream, "0000000000000001.jsonl")
+      const intact = yield* Effect.promise(() => Fs.readFile(segment, "utf8"))
+      const torn = '{"hash":"0123456789abcdef","action":"credential.iss'
+      yield* Effect.promise(() => Fs.appendFile(segment, torn))
+      // the writer "crashed": a lock naming a process that no longer exists
+      yield* Effect.promise(() =>
+        Fs.writeFile(
+          Path.join(dir, stream, "writer.lock"),
+          JSON.stringify({ pid: 2 ** 22 + 17, host: Os.hostname() })
+        )
+      )
+      const { sink, recovered, closeAll } = yield* JsonlSink.make({ dir })
+      assert.deepStrictEqual(recovered, [
+        { stream, segment: "0000000000000001.jsonl", tornBytes: torn.length }
+      ])
+      assert.strictEqual(yield* Effect.promise(() => Fs.readFile(segment, "utf8")), intact)
+      assert.strictEqual(yield* Effect.promise(() => Fs.readFile(`${segment}.torn`, "utf8")), torn)
+      const report = yield* AuditReader.make(sink, yield* AuditKeys.AuditKeys).verify()
+      assert.isTrue(report.ok, JSON.stringify(report.firstBreak))
+      assert.strictEqual(report.streams[0]!.lastSeq, 5)
+      yield* closeAll
+    }).pipe(Effect.provide(AuditKeys.layerEphemeral))
+  )
+
+  it.scoped("leaves a live writer's stream alone, and readers ignore its unfinished line", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const stream = yield* appendEvents(dir, 2)
+      const segment = Path.join(dir, stream, "0000000000000001.jsonl")
+      yield* Effect.promise(() => Fs.appendFile(segment, '{"hash":"partial'))
+      yield* Effect.promise(() =>
+        Fs.writeFile(
+          Path.join(dir, stream, "writer.lock"),
+          JSON.stringify({ pid: process.ppid, host: Os.hostname() })
+        )
+      )
+      const { sink, recovered, closeAll } = yield* JsonlSink.make({ dir })
+      assert.deepStrictEqual(recovered, [])
+      assert.isTrue((yield* Effect.promise(() => Fs.readFile(segment, "utf8"))).endsWith('{"hash":"partial'))
+      const report = yield* AuditReader.make(sink, yield* AuditKeys.AuditKeys).verify()
+      assert.isTrue(report.ok, JSON.stringify(report.firstBreak))
+      yield* closeAll
+    }).pipe(Effect.provide(AuditKeys.layerEphemeral))
+  )
+
+  it.scoped("refuses stream ids that could escape the directory", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const { sink } = yield* JsonlSink.make({ dir })
+      for (const bad of ["../x", "a/b", ".hidden", ""]) {
+        const error = yield* Effect.flip(sink.open(bad))
+        assert.strictEqual(error.message, "invalid stream id")
+        yield* Effect.flip(sink.checkpoints(bad))
+      }
+    })
+  )
+})
