@@ -1,8 +1,8 @@
 /**
  * What delivery needs from the rest of the system, as small ports of its own. Each has a
  * memory adapter for tests and the embedded mode; the adapters onto the real contexts
- * (`@aap/vault`'s `SecretStore`, `@aap/audit`'s `AuditLog`, the session service, the catalog
- * holder) are thin layers that the broker chooses.
+ * (`@aap/vault`'s `SecretStore`, the session repository) are thin layers the broker chooses.
+ * The audit log (`@aap/audit` `AuditLog`) and the catalog (`CurrentCatalog`) are used as they are.
  *
  * Keeping these narrow is what lets the invariant tests count every vault read and every
  * audit append (DESIGN §9, issue 7).
@@ -10,7 +10,9 @@
  * @since 0.1.0
  */
 import type { Catalog } from "@aap/catalog"
-import { Context, Data, Effect, Layer, Redacted, Ref } from "effect"
+import { Context, Data, type DateTime, Effect, Layer, Option, Redacted } from "effect"
+import type { Tampered, Unavailable } from "../Errors.js"
+import { SessionRepository } from "../SessionRepository.js"
 
 // ---------------------------------------------------------------------------------------------
 // Sessions
@@ -27,7 +29,7 @@ export interface SessionView {
   readonly capability: string
   readonly tier: Catalog.Tier
   readonly status: SessionStatus
-  readonly expiresAt: Date
+  readonly expiresAt: DateTime.Utc
 }
 
 /** The session does not exist. (Another agent's session is reported the same way by delivery.) */
@@ -41,7 +43,7 @@ export class SessionsUnavailable extends Data.TaggedError("SessionsUnavailable")
 /** Read one session by id, with expiry already applied. */
 export class Sessions extends Context.Tag("@aap/agent-coordination/delivery/Sessions")<
   Sessions,
-  { readonly get: (id: string) => Effect.Effect<SessionView, SessionMissing | SessionsUnavailable> }
+  { readonly get: (id: string) => Effect.Effect<SessionView, SessionMissing | Tampered | Unavailable> }
 >() {}
 
 /** A memory adapter over a mutable map (tests, examples). */
@@ -57,21 +59,32 @@ export const sessionsFromMap = (sessions: ReadonlyMap<string, SessionView>): Lay
     })
   )
 
-// ---------------------------------------------------------------------------------------------
-// Catalog
-// ---------------------------------------------------------------------------------------------
-
-/** The catalog in force now (re-read on every delivery: a reload can withdraw a capability). */
-export class CatalogSource extends Context.Tag("@aap/agent-coordination/delivery/CatalogSource")<
-  CatalogSource,
-  { readonly current: Effect.Effect<Catalog.Catalog> }
->() {}
-
-export const catalogFromRef = (ref: Ref.Ref<Catalog.Catalog>): Layer.Layer<CatalogSource> =>
-  Layer.succeed(CatalogSource, CatalogSource.of({ current: Ref.get(ref) }))
-
-export const catalogStatic = (catalog: Catalog.Catalog): Layer.Layer<CatalogSource> =>
-  Layer.succeed(CatalogSource, CatalogSource.of({ current: Effect.succeed(catalog) }))
+/** Over the coordination `SessionRepository`; delivery re-checks expiry against its own clock. */
+export const sessionsFromRepository: Layer.Layer<Sessions, never, SessionRepository> = Layer.effect(
+  Sessions,
+  Effect.map(SessionRepository, (repo) =>
+    Sessions.of({
+      get: (id) =>
+        repo.get(id).pipe(
+          Effect.flatMap(
+            Option.match({
+              onNone: () => Effect.fail(new SessionMissing({ session: id })),
+              onSome: (s) =>
+                Effect.succeed<SessionView>({
+                  id: s.id,
+                  agent: s.agent,
+                  wallet: s.wallet,
+                  capability: s.capability,
+                  tier: s.tier,
+                  status: s.status,
+                  expiresAt: s.expiresAt
+                })
+            })
+          )
+        )
+    })
+  )
+)
 
 // ---------------------------------------------------------------------------------------------
 // Secrets (the vault)
@@ -118,39 +131,3 @@ export const secretsMemory = (
       put: (wallet, name, value) => Effect.sync(() => void store.set(`${wallet}\u0000${name}`, value))
     })
   })
-
-// ---------------------------------------------------------------------------------------------
-// Audit
-// ---------------------------------------------------------------------------------------------
-
-/** One delivery event, in the vocabulary of DESIGN §8. `details` holds non-secret scalars only. */
-export interface DeliveryEvent {
-  readonly action: "credential.issued"
-  readonly outcome: "success" | "denied" | "error"
-  readonly actor: { readonly type: "agent"; readonly id: string }
-  readonly session: string
-  readonly capability?: string
-  readonly wallet?: string
-  readonly tier?: Catalog.Tier
-  readonly reason?: string
-  readonly details: Readonly<Record<string, string | number | boolean>>
-}
-
-/** The append failed or timed out; nothing may be released. */
-export class AuditDown extends Data.TaggedError("AuditDown")<{ readonly reason: string }> {}
-
-/** Appends return only once the event is durable (the `@aap/audit` contract). */
-export class AuditTrail extends Context.Tag("@aap/agent-coordination/delivery/AuditTrail")<
-  AuditTrail,
-  { readonly append: (event: DeliveryEvent) => Effect.Effect<void, AuditDown> }
->() {}
-
-/** Records events in a `Ref` (tests). */
-export const auditToRef = (ref: Ref.Ref<ReadonlyArray<DeliveryEvent>>): Layer.Layer<AuditTrail> =>
-  Layer.succeed(AuditTrail, AuditTrail.of({ append: (e) => Ref.update(ref, (all) => [...all, e]) }))
-
-/** An audit sink that always fails (tests of fail-closed). */
-export const auditFailing: Layer.Layer<AuditTrail> = Layer.succeed(
-  AuditTrail,
-  AuditTrail.of({ append: () => Effect.fail(new AuditDown({ reason: "audit sink unavailable" })) })
-)
