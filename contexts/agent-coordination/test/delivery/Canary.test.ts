@@ -3,8 +3,9 @@
  * captured at level All) and in no audit record (the raw lines of the sink) — while it does
  * appear in the delivered credential, so the check can fail.
  */
-import { AssumeRoleWithWebIdentityCommand } from "@aws-sdk/client-sts"
+
 import { AuditSink } from "@aap/audit"
+import { AssumeRoleWithWebIdentityCommand } from "@aws-sdk/client-sts"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, TestClock } from "effect"
 import { Delivery } from "../../src/Delivery.js"
@@ -20,6 +21,7 @@ describe("canary secrets", () => {
       const agentKey = yield* OpenSsh.keygen(dir, "agent")
       yield* TestClock.setTime(H.T0)
       const { env, layer } = H.makeEnv({ provisioner: H.openRouterProvisioner(fake.baseUrl) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => env.sts.restore()))
       const delivered: Array<string> = []
       yield* Effect.gen(function* () {
         const d = yield* Delivery
@@ -30,7 +32,8 @@ describe("canary secrets", () => {
                 for (const v of Object.values(out.env)) delivered.push(Redacted.value(v))
                 const c = out.credential
                 if (c._tag === "bearer-token") delivered.push(Redacted.value(c.token))
-                if (c._tag === "aws-sts") delivered.push(Redacted.value(c.secretAccessKey), Redacted.value(c.sessionToken))
+                if (c._tag === "aws-sts")
+                  delivered.push(Redacted.value(c.secretAccessKey), Redacted.value(c.sessionToken))
               })
             ),
             // Errors are logged by the caller too (as the broker would), so they are part of the check.
@@ -44,9 +47,13 @@ describe("canary secrets", () => {
         const ssh = yield* env.session(H.codex, "ssh-platform-host", 600)
         yield* take(ssh.id, agentKey.publicKey)
         // Failure paths: STS refuses; the audit sink is down (the provisioned key is revoked).
-        env.sts.on(AssumeRoleWithWebIdentityCommand).rejects(
-          Object.assign(new Error(`bad token ${H.CANARY.stsSecret}`), { name: "InvalidIdentityTokenException" })
-        )
+        env.sts
+          .on(AssumeRoleWithWebIdentityCommand)
+          .rejects(
+            Object.assign(new Error(`bad token ${H.CANARY.stsSecret}`), {
+              name: "InvalidIdentityTokenException"
+            })
+          )
         const refused = yield* env.session(H.codex, "memory-s3", 1800)
         yield* take(refused.id)
         yield* AuditSink.MemorySink.pipe(Effect.flatMap((s) => s.setMode("fail")))
@@ -57,7 +64,8 @@ describe("canary secrets", () => {
         yield* AuditSink.MemorySink.pipe(Effect.flatMap((s) => s.setMode("ok")))
         const lines = yield* H.auditLines
 
-        const provisionedKeys = fake.requests.length > 0 ? [...delivered.filter((v) => v.startsWith("sk-or-v1-"))] : []
+        const provisionedKeys =
+          fake.requests.length > 0 ? [...delivered.filter((v) => v.startsWith("sk-or-v1-"))] : []
         const webIdentityTokens = env.sts
           .commandCalls(AssumeRoleWithWebIdentityCommand)
           .map((c) => c.args[0].input.WebIdentityToken ?? "")
@@ -84,7 +92,6 @@ describe("canary secrets", () => {
           for (const line of lines) assert.notInclude(line, canary, "a secret reached an audit record")
         }
       }).pipe(Effect.provide(layer))
-      env.sts.restore()
     })
   )
 })

@@ -19,11 +19,7 @@ const inEnv = <A, E>(
   Effect.gen(function* () {
     yield* TestClock.setTime(H.T0)
     const { env, layer } = H.makeEnv(options)
-    try {
-      return yield* test(env).pipe(Effect.provide(layer))
-    } finally {
-      env.sts.restore()
-    }
+    return yield* test(env).pipe(Effect.provide(layer), Effect.ensuring(Effect.sync(() => env.sts.restore())))
   })
 
 const deliver = (caller: typeof H.codex, id: string, publicKey?: string) =>
