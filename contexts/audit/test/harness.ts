@@ -1,8 +1,11 @@
+import * as Crypto from "node:crypto"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Context, Effect, Layer } from "effect"
-import { AuditSink, JsonlSink } from "../src/index.js"
+import { DynamoDb } from "@aap/local-stack"
+import { type AttributeValue, BatchWriteItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { Context, Effect, Layer, Stream } from "effect"
+import { AuditSink, DynamoDbSink, JsonlSink } from "../src/index.js"
 
 /** Direct access to a sink's storage, as an attacker with write access would have. */
 export interface SinkTamperShape {
@@ -85,3 +88,72 @@ export const jsonlHarness =
         )
       )
     )
+
+const S = (value: string): AttributeValue => ({ S: value })
+
+/** Rewrite every item under one partition key of the audit table. */
+const rewritePartition = (pk: string, items: ReadonlyArray<Record<string, AttributeValue>>) =>
+  Effect.gen(function* () {
+    const { client, tables } = yield* DynamoDb.DynamoDb
+    const existing = yield* Effect.promise(() =>
+      client.send(
+        new QueryCommand({
+          TableName: tables.audit,
+          KeyConditionExpression: "PK = :pk",
+          ExpressionAttributeValues: { ":pk": S(pk) }
+        })
+      )
+    )
+    const deletes = (existing.Items ?? []).map((item) => ({
+      DeleteRequest: { Key: { PK: item.PK!, SK: item.SK! } }
+    }))
+    const puts = items.map((item) => ({ PutRequest: { Item: item } }))
+    // deletes first, then puts (a put may reuse a deleted key)
+    for (const requests of [deletes, puts]) {
+      for (let i = 0; i < requests.length; i += 25) {
+        yield* Effect.promise(() =>
+          client.send(
+            new BatchWriteItemCommand({ RequestItems: { [tables.audit]: requests.slice(i, i + 25) } })
+          )
+        )
+      }
+    }
+  })
+
+export const dynamoTamper = Layer.effect(
+  SinkTamper,
+  Effect.gen(function* () {
+    const dynamo = yield* DynamoDb.DynamoDb
+    const sink = yield* AuditSink.AuditSink
+    const provide = Effect.provideService(DynamoDb.DynamoDb, dynamo)
+    return SinkTamper.of({
+      lines: (stream) =>
+        Effect.orDie(Effect.map(Stream.runCollect(sink.scan(stream, 1)), (c) => [...c].map((r) => r.line))),
+      setLines: (stream, lines) =>
+        rewritePartition(
+          `stream#${stream}`,
+          lines.map((line, i) => ({
+            PK: S(`stream#${stream}`),
+            SK: S(String(i + 1).padStart(16, "0")),
+            line: S(line)
+          }))
+        ).pipe(provide),
+      checkpoints: (stream) => Effect.orDie(sink.checkpoints(stream)),
+      setCheckpoints: (stream, lines) =>
+        rewritePartition(
+          `checkpoint#${stream}`,
+          lines.map((line, i) => ({
+            PK: S(`checkpoint#${stream}`),
+            SK: S(`${i}`.padStart(16, "0")),
+            line: S(line)
+          }))
+        ).pipe(provide)
+    })
+  })
+)
+
+export const dynamoHarness: Harness = () =>
+  dynamoTamper.pipe(
+    Layer.provideMerge(DynamoDbSink.layer),
+    Layer.provide(DynamoDb.layerEmbedded({ tablePrefix: `t${Crypto.randomBytes(4).toString("hex")}` }))
+  )
