@@ -181,7 +181,30 @@ export const AwsStatement = Schema.Struct({
       })
     )
   ),
-  resources: Schema.NonEmptyArray(Schema.NonEmptyTrimmedString)
+  resources: Schema.NonEmptyArray(Schema.NonEmptyTrimmedString),
+  /**
+   * IAM condition block: operator → condition key → value(s); values may use the template
+   * variables (`s3:prefix: ["${wallet}/*"]`).
+   */
+  conditions: Schema.optional(
+    Schema.Record({
+      key: Schema.String.pipe(
+        Schema.pattern(/^(?:(?:ForAnyValue|ForAllValues):)?[A-Za-z]+$/, {
+          message: (issue) =>
+            `expected an IAM condition operator such as StringLike or StringEquals, got ${JSON.stringify(issue.actual)}`
+        })
+      ),
+      value: Schema.Record({
+        key: Schema.String.pipe(
+          Schema.pattern(/^[A-Za-z0-9-]+:[A-Za-z0-9_/-]+$/, {
+            message: (issue) =>
+              `expected an IAM condition key such as s3:prefix or aws:SourceIp, got ${JSON.stringify(issue.actual)}`
+          })
+        ),
+        value: Schema.Union(Schema.String, Schema.NonEmptyArray(Schema.String))
+      })
+    })
+  )
 })
 export interface AwsStatement extends Schema.Schema.Type<typeof AwsStatement> {}
 

@@ -54,6 +54,7 @@ export interface PolicyStatement {
   readonly Effect: "Allow" | "Deny"
   readonly Action: ReadonlyArray<string>
   readonly Resource: ReadonlyArray<string>
+  readonly Condition?: Readonly<Record<string, Readonly<Record<string, string | ReadonlyArray<string>>>>>
 }
 
 export interface PolicyDocument {
@@ -126,7 +127,29 @@ export const render = (
     for (const statement of backing.statements) {
       const resources: Array<string> = []
       for (const resource of statement.resources) resources.push(yield* renderTemplate(resource, variables))
-      statements.push({ Effect: statement.effect, Action: [...statement.actions], Resource: resources })
+      const rendered: PolicyStatement = {
+        Effect: statement.effect,
+        Action: [...statement.actions],
+        Resource: resources
+      }
+      if (statement.conditions === undefined) {
+        statements.push(rendered)
+        continue
+      }
+      const condition: Record<string, Record<string, string | ReadonlyArray<string>>> = {}
+      for (const [operator, entries] of Object.entries(statement.conditions)) {
+        const block: Record<string, string | ReadonlyArray<string>> = {}
+        for (const [key, value] of Object.entries(entries)) {
+          if (typeof value === "string") block[key] = yield* renderTemplate(value, variables)
+          else {
+            const values: Array<string> = []
+            for (const v of value) values.push(yield* renderTemplate(v, variables))
+            block[key] = values
+          }
+        }
+        condition[operator] = block
+      }
+      statements.push({ ...rendered, Condition: condition })
     }
     const tags: Record<string, string> = {}
     for (const [key, value] of Object.entries(backing.sessionTags ?? {})) {

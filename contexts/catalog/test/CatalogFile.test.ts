@@ -12,6 +12,20 @@ const example = fileURLToPath(new URL("../../../examples/catalog.yaml", import.m
 
 /** fixture → every expected issue: [line:column, path, start of the message], in file order. */
 const expected: Record<string, ReadonlyArray<readonly [string, string, string]>> = {
+  "bucket-level-without-prefix-condition": [
+    [
+      "17:23",
+      "capabilities[0].backing.statements[0].resources[0]",
+      "the bucket ${memory_bucket} itself lists every wallet's keys"
+    ]
+  ],
+  "prefix-condition-escapes-wallet": [
+    [
+      "17:23",
+      "capabilities[0].backing.statements[0].resources[0]",
+      'the s3:prefix condition on the bucket ${memory_bucket} must stay inside the wallet ("${wallet}/..."); "*" does not'
+    ]
+  ],
   "approvals-above-operators": [
     [
       "10:16",
@@ -286,6 +300,47 @@ const NodeReads = FileSystem.layerNoop({
           pathOrDescriptor: path
         })
     })
+})
+
+describe("CatalogFile.parse: the wallet fence", () => {
+  const withStatements = (statements: string) => `schemaVersion: 1
+agents: [{ id: codex, wallet: codex }]
+operators: []
+capabilities:
+  - id: memory
+    tier: medium
+    agents: [codex]
+    ttl: { default: 15m, max: 1h }
+    backing:
+      type: aws-sts
+      roleArn: arn:aws:iam::123456789012:role/aap-memory
+      region: eu-central-1
+      statements:
+${statements}
+`
+  it("accepts a Deny on the whole bucket (it only narrows)", () => {
+    const text = withStatements(`        - actions: [s3:GetObject]
+          resources: ["arn:aws:s3:::\${memory_bucket}/\${wallet}/*"]
+        - effect: Deny
+          actions: [s3:DeleteObject]
+          resources: ["arn:aws:s3:::\${memory_bucket}/*"]`)
+    assert.isTrue(Either.isRight(CatalogFile.parse(text)))
+  })
+
+  it("accepts the bucket itself with an s3:prefix condition inside the wallet", () => {
+    const text = withStatements(`        - actions: [s3:ListBucket]
+          resources: ["arn:aws:s3:::\${vault_bucket}"]
+          conditions: { StringEquals: { "s3:prefix": ["\${wallet}", "\${wallet}/notes/"] } }`)
+    assert.isTrue(Either.isRight(CatalogFile.parse(text)))
+  })
+
+  it("refuses a prefix that only starts like the wallet", () => {
+    const text = withStatements(`        - actions: [s3:ListBucket]
+          resources: ["arn:aws:s3:::\${vault_bucket}"]
+          conditions: { StringLike: { "s3:prefix": "\${wallet}*" } }`)
+    const result = CatalogFile.parse(text)
+    assert.isTrue(Either.isLeft(result) && result.left.issues[0]!.message.includes('"${wallet}*" does not'))
+  })
 })
 
 describe("CatalogFile.load", () => {

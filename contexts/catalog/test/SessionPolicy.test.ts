@@ -36,6 +36,46 @@ describe("SessionPolicy.render", () => {
     assert.deepStrictEqual(policy.tags, { aap_agent: "codex", team: "ml" })
   })
 
+  it("renders conditions with variables, and a Deny statement as written", () => {
+    const backing = Schema.decodeUnknownSync(Catalog.AwsSts)({
+      type: "aws-sts",
+      roleArn: "arn:aws:iam::123456789012:role/aap-memory",
+      region: "eu-central-1",
+      statements: [
+        {
+          actions: ["s3:ListBucket"],
+          resources: ["arn:aws:s3:::${memory_bucket}"],
+          conditions: {
+            StringLike: { "s3:prefix": ["${wallet}/*"] },
+            StringEquals: { "aws:RequestedRegion": "eu-central-1" }
+          }
+        },
+        {
+          effect: "Deny",
+          actions: ["s3:DeleteObject"],
+          resources: ["arn:aws:s3:::${memory_bucket}/${wallet}/keep/*"]
+        }
+      ]
+    })
+    const policy = Either.getOrThrow(SessionPolicy.render(backing, vars))
+    assert.deepStrictEqual(policy.document.Statement, [
+      {
+        Effect: "Allow",
+        Action: ["s3:ListBucket"],
+        Resource: ["arn:aws:s3:::acme-agent-memory"],
+        Condition: {
+          StringLike: { "s3:prefix": ["codex/*"] },
+          StringEquals: { "aws:RequestedRegion": "eu-central-1" }
+        }
+      },
+      {
+        Effect: "Deny",
+        Action: ["s3:DeleteObject"],
+        Resource: ["arn:aws:s3:::acme-agent-memory/codex/keep/*"]
+      }
+    ])
+  })
+
   it("refuses unknown variables, missing values and invalid values", () => {
     const reason = (resource: string, v: SessionPolicy.Variables = vars) => {
       const result = SessionPolicy.render(sts([resource]), v)

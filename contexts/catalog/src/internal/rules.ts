@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: catalog templates are written ${variable}
 /**
  * The semantic rules of DESIGN §5, run on the raw document next to the shape check so that one
  * pass reports every error. Each part (an agent, a capability's tier, ttl, backing) is decoded
@@ -55,6 +56,26 @@ const WALLET_SCOPED = new RegExp(
 
 const ALLOWED = Catalog.TEMPLATE_VARIABLES.map((v) => `\${${v}}`).join(", ")
 
+const BUCKET_ONLY = new RegExp(`^arn:aws[a-z-]*:s3:::\\$\\{(${Catalog.WALLET_SCOPED_BUCKETS.join("|")})\\}$`)
+
+/**
+ * A bucket-level resource is fenced when the statement limits `s3:prefix` (StringLike or
+ * StringEquals) to values inside the wallet. IAM ANDs every condition, so others only narrow.
+ */
+const prefixValues = (conditions: Record<string, unknown>): ReadonlyArray<unknown> => {
+  const values: Array<unknown> = []
+  for (const operator of ["StringLike", "StringEquals"]) {
+    const block = conditions[operator]
+    if (!isRecord(block) || block["s3:prefix"] === undefined) continue
+    const value = block["s3:prefix"]
+    values.push(...(Array.isArray(value) ? value : [value]))
+  }
+  return values
+}
+
+const insideWallet = (v: unknown): boolean =>
+  typeof v === "string" && (v === "${wallet}" || v.startsWith("${wallet}/"))
+
 const checkTemplate = (issues: Array<RuleIssue>, path: Path, template: string): void => {
   const parsed = Template.parse(template)
   if (parsed._tag === "Error") {
@@ -81,20 +102,52 @@ const checkAwsSts = (issues: Array<RuleIssue>, base: Path, raw: Record<string, u
   const before = issues.length
   const statements = Array.isArray(raw.statements) ? raw.statements : []
   statements.forEach((statement, s) => {
-    if (!isRecord(statement) || !Array.isArray(statement.resources)) return
+    if (!isRecord(statement)) return
+    const conditions = isRecord(statement.conditions) ? statement.conditions : {}
+    for (const [operator, entries] of Object.entries(conditions)) {
+      if (!isRecord(entries)) continue
+      for (const [key, value] of Object.entries(entries)) {
+        const path = [...base, "statements", s, "conditions", operator, key]
+        if (typeof value === "string") checkTemplate(issues, path, value)
+        else if (Array.isArray(value)) {
+          value.forEach((v, i) => {
+            if (typeof v === "string") checkTemplate(issues, [...path, i], v)
+          })
+        }
+      }
+    }
+    if (!Array.isArray(statement.resources)) return
     statement.resources.forEach((resource, r) => {
       if (typeof resource !== "string") return
       const path = [...base, "statements", s, "resources", r]
       checkTemplate(issues, path, resource)
+      // A Deny statement only narrows: the wallet fence is about what is allowed.
+      if (statement.effect === "Deny") return
       const used = Template.variables(resource)
       const scoped = Catalog.WALLET_SCOPED_BUCKETS.filter((bucket) => used.includes(bucket))
-      if (scoped.length > 0 && !WALLET_SCOPED.test(resource)) {
-        const bucket = scoped[0]!
+      if (scoped.length === 0 || WALLET_SCOPED.test(resource)) return
+      const bucket = scoped[0]!
+      if (BUCKET_ONLY.test(resource)) {
+        const values = prefixValues(conditions)
+        const outside = values.filter((v) => !insideWallet(v))
+        if (values.length > 0 && outside.length === 0) return
+        if (outside.length > 0) {
+          issues.push({
+            path,
+            message: `the s3:prefix condition on the bucket \${${bucket}} must stay inside the wallet ("\${wallet}/..."); ${outside.map((v) => JSON.stringify(v)).join(", ")} does not`
+          })
+          return
+        }
         issues.push({
           path,
-          message: `resource on the wallet-scoped bucket \${${bucket}} must be limited to the wallet prefix: expected arn:aws:s3:::\${${bucket}}/\${wallet} or arn:aws:s3:::\${${bucket}}/\${wallet}/..., got ${JSON.stringify(resource)}`
+          message: `the bucket \${${bucket}} itself lists every wallet's keys: add conditions: { StringLike: { "s3:prefix": ["\${wallet}/*"] } } to this statement, or use arn:aws:s3:::\${${bucket}}/\${wallet}/...`
         })
+        return
       }
+      issues.push({
+        path,
+        message: `resource on the wallet-scoped bucket \${${bucket}} must be limited to the wallet prefix: expected arn:aws:s3:::\${${bucket}}/\${wallet} or arn:aws:s3:::\${${bucket}}/\${wallet}/..., got ${JSON.stringify(resource)}`
+      })
     })
   })
   if (isRecord(raw.sessionTags)) {
