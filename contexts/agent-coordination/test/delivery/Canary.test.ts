@@ -47,13 +47,11 @@ describe("canary secrets", () => {
         const ssh = yield* env.session(H.codex, "ssh-platform-host", 600)
         yield* take(ssh.id, agentKey.publicKey)
         // Failure paths: STS refuses; the audit sink is down (the provisioned key is revoked).
-        env.sts
-          .on(AssumeRoleWithWebIdentityCommand)
-          .rejects(
-            Object.assign(new Error(`bad token ${H.CANARY.stsSecret}`), {
-              name: "InvalidIdentityTokenException"
-            })
-          )
+        env.sts.on(AssumeRoleWithWebIdentityCommand).rejects(
+          Object.assign(new Error(`bad token ${H.CANARY.stsSecret}`), {
+            name: "InvalidIdentityTokenException"
+          })
+        )
         const refused = yield* env.session(H.codex, "memory-s3", 1800)
         yield* take(refused.id)
         yield* AuditSink.MemorySink.pipe(Effect.flatMap((s) => s.setMode("fail")))
