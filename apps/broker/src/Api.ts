@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import { Api as CoordinationApi } from "@aap/agent-coordination"
 import { Api as AuditApi } from "@aap/audit"
 import { Api as CatalogApi } from "@aap/catalog"
 import { HttpApi, OpenApi } from "@effect/platform"
@@ -26,6 +27,9 @@ export class Api extends HttpApi.make("aap")
   .add(SystemApi)
   .add(CatalogApi.CatalogApi.middleware(PrincipalAuth))
   .add(AuditApi.AuditApi.middleware(OperatorAuth))
+  .add(CoordinationApi.SessionsApi.middleware(PrincipalAuth))
+  .add(CoordinationApi.LinkCodesApi.middleware(OperatorAuth))
+  .add(CoordinationApi.EnrolmentApi)
   .addError(RouteNotFound)
   .addError(PayloadTooLarge)
   .addError(RequestTimeout)

@@ -5,19 +5,20 @@
  *
  * @since 0.1.0
  */
+
+import { Errors, type Principal as P } from "@aap/agent-coordination"
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { Context, Effect, Layer, Redacted, Schema } from "effect"
-import { Forbidden, Unauthorized } from "./BrokerErrors.js"
+
+const { Forbidden, Unauthorized, Unavailable } = Errors
 
 /**
- * Who is calling.
+ * Who is calling (the coordination context's principal).
  *
  * @since 0.1.0
  * @category models
  */
-export type Principal =
-  | { readonly _tag: "agent"; readonly id: string; readonly wallet: string }
-  | { readonly _tag: "operator"; readonly id: string }
+export type Principal = P.Principal
 
 /**
  * @since 0.1.0
@@ -38,11 +39,13 @@ export class CurrentPrincipal extends Context.Tag("@aap/broker/CurrentPrincipal"
 export class Authenticator extends Context.Tag("@aap/broker/Authenticator")<
   Authenticator,
   {
-    readonly authenticate: (token: Redacted.Redacted<string>) => Effect.Effect<Principal, Unauthorized>
+    readonly authenticate: (
+      token: Redacted.Redacted<string>
+    ) => Effect.Effect<Principal, Errors.Unauthorized | Errors.Unavailable>
   }
 >() {}
 
-const AuthFailure = Schema.Union(Unauthorized, Forbidden)
+const AuthFailure = Schema.Union(Unauthorized, Forbidden, Unavailable)
 
 /**
  * Agents only.
@@ -146,7 +149,7 @@ export const layer: Layer.Layer<AgentAuth | OperatorAuth | PrincipalAuth, never,
  */
 export const requireOperator: Effect.Effect<
   { readonly _tag: "operator"; readonly id: string },
-  Forbidden,
+  Errors.Forbidden,
   CurrentPrincipal
 > = Effect.flatMap(CurrentPrincipal, (p) =>
   p._tag === "operator"
@@ -161,7 +164,7 @@ export const requireOperator: Effect.Effect<
  */
 export const requireAgent: Effect.Effect<
   { readonly _tag: "agent"; readonly id: string; readonly wallet: string },
-  Forbidden,
+  Errors.Forbidden,
   CurrentPrincipal
 > = Effect.flatMap(CurrentPrincipal, (p) =>
   p._tag === "agent"

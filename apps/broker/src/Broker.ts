@@ -4,21 +4,29 @@
  *
  * @since 0.1.0
  */
+
+import * as Fs from "node:fs"
 import * as Http from "node:http"
+import * as Path from "node:path"
+import type { Sessions } from "@aap/agent-coordination"
+import { Identities } from "@aap/agent-coordination"
 import type { AuditReader } from "@aap/audit"
 import { HttpApiBuilder, HttpApiSwagger, HttpServer, type HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect, Layer, Option, Redacted } from "effect"
 import { Api } from "./Api.js"
 import * as Auth from "./Auth.js"
 import type { BrokerConfigShape } from "./BrokerConfig.js"
 import * as BrokerConfig from "./BrokerConfig.js"
-import type * as CatalogHolder from "./CatalogHolder.js"
+import * as CatalogHolder from "./CatalogHolder.js"
 import { AuditLive } from "./http/Audit.js"
 import { CatalogLive } from "./http/Catalog.js"
+import { EnrolmentLive, LinkCodesLive, SessionsLive } from "./http/Sessions.js"
 import { SystemLive } from "./http/System.js"
 import { apiMiddlewareLayer, serveLayer } from "./internal/httpStack.js"
 import { type BrokerMetrics, layerMetrics, loggerLayer } from "./internal/observability.js"
+import * as Services from "./internal/services.js"
+import type { SessionCache } from "./internal/sessionCache.js"
 import type * as Readiness from "./Readiness.js"
 
 /**
@@ -53,6 +61,9 @@ export type HttpServices =
   | Auth.Authenticator
   | CatalogHolder.CatalogHolder
   | AuditReader.AuditReader
+  | Sessions.Sessions
+  | Identities.Identities
+  | SessionCache
 
 /**
  * The HTTP part: handlers, docs, middlewares and the server on `config.listen`.
@@ -65,7 +76,7 @@ export const layerHttp = (
 ): Layer.Layer<BrokerInfo, HttpServerError.ServeError, HttpServices> => {
   const server = Http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 })
   const ApiLive = HttpApiBuilder.api(Api).pipe(
-    Layer.provide([SystemLive, CatalogLive, AuditLive]),
+    Layer.provide([SystemLive, CatalogLive, AuditLive, SessionsLive, LinkCodesLive, EnrolmentLive]),
     Layer.provide(Auth.layer)
   )
   const serve = serveLayer({
@@ -116,4 +127,142 @@ export const layerWith = <E>(
     Layer.provideMerge(layerMetrics),
     Layer.provide(loggerLayer(config.logLevel)),
     Layer.provide(BrokerConfig.layerValue(config))
+  )
+
+/**
+ * Where the first operator token was written, if this start created it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Bootstrap {
+  readonly operator: string
+  readonly tokenFile: string
+  /** True on the first start on this `AAP_HOME` (the file was just written). */
+  readonly created: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class BrokerBootstrap extends Context.Tag("@aap/broker/BrokerBootstrap")<
+  BrokerBootstrap,
+  Bootstrap
+>() {}
+
+const bootstrapOperator = (config: BrokerConfigShape) =>
+  Layer.effect(
+    BrokerBootstrap,
+    Effect.gen(function* () {
+      const identities = yield* Identities.Identities
+      const holder = yield* CatalogHolder.CatalogHolder
+      const catalog = yield* holder.current
+      const tokenFile = Path.join(config.home, "operator.token")
+      const operator = catalog.operators[0]?.id
+      if (operator === undefined) {
+        return yield* new BrokerStartError({
+          message: `the catalog ${config.catalogPath} declares no operator; add one under operators:`
+        })
+      }
+      const minted = yield* identities
+        .bootstrapOperator(operator)
+        .pipe(
+          Effect.mapError(
+            (e) => new BrokerStartError({ message: `cannot bootstrap the operator: ${e.message}` })
+          )
+        )
+      if (Option.isSome(minted)) {
+        yield* Effect.try({
+          try: () => {
+            Fs.writeFileSync(tokenFile, `${Redacted.value(minted.value)}\n`, { mode: 0o600, flag: "w" })
+            Fs.chmodSync(tokenFile, 0o600)
+          },
+          catch: (e) => new BrokerStartError({ message: `cannot write ${tokenFile}: ${String(e)}` })
+        })
+      }
+      return { operator, tokenFile, created: Option.isSome(minted) }
+    })
+  )
+
+const describeStartError = (
+  config: BrokerConfigShape,
+  e: { readonly _tag: string; readonly message: string; readonly cause?: unknown }
+) =>
+  e instanceof BrokerStartError
+    ? e
+    : new BrokerStartError({
+        message:
+          e._tag === "ServeError"
+            ? `cannot listen on ${config.listen.host}:${config.listen.port}: ${e.cause instanceof Error ? e.cause.message : String(e.cause)}`
+            : e.message
+      })
+
+/**
+ * The whole broker for a configuration: creates `AAP_HOME`, starts the embedded engine (or
+ * connects to `AAP_DYNAMODB_ENDPOINT`), opens the keyring (or KMS), bootstraps the tables,
+ * loads the catalog, opens the audit log, writes the first operator token on the first start
+ * only, and listens.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  config: BrokerConfigShape
+): Layer.Layer<BrokerInfo | BrokerBootstrap | BrokerMetrics, BrokerStartError> =>
+  Layer.mergeAll(layerHttp(config), bootstrapOperator(config)).pipe(
+    Layer.provide(Services.layerServices(config)),
+    Layer.provideMerge(layerMetrics),
+    Layer.provide(loggerLayer(config.logLevel)),
+    Layer.provide(Layer.effectDiscard(Services.ensureHome(config.home))),
+    Layer.mapError((e) => describeStartError(config, e))
+  )
+
+/**
+ * Alias of `layer`, for the CLI (`aap serve`).
+ *
+ * @since 0.1.0
+ */
+export const makeBroker = layer
+
+/**
+ * What to print once the broker listens.
+ *
+ * @since 0.1.0
+ */
+export const banner = (info: BrokerInfoShape, boot: Bootstrap): string =>
+  [
+    `aap broker listening on ${info.url}`,
+    `  home:     ${Path.resolve(info.config.home)}`,
+    `  catalog:  ${info.config.catalogPath}`,
+    `  store:    ${Option.match(info.config.dynamodbEndpoint, { onNone: () => "embedded (dynalite, data in <home>/data)", onSome: (e) => e })}`,
+    `  keys:     ${Option.match(info.config.kmsKeyId, { onNone: () => "local keyring (<home>/keys/keyring.json)", onSome: (k) => `AWS KMS ${k}` })}`,
+    boot.created
+      ? `  operator token for ${boot.operator} written to ${boot.tokenFile} (0600) - first start only, keep it safe`
+      : `  operator token: written on the first start to ${boot.tokenFile}`,
+    "",
+    "Try next:",
+    `  curl ${info.url}/healthz`,
+    `  export AAP_URL=${info.url} AAP_TOKEN=$(cat ${boot.tokenFile})`,
+    `  curl -X POST -H "authorization: Bearer $AAP_TOKEN" ${info.url}/v1/agents/codex/link-codes`,
+    `  open ${info.url}/docs for the API`,
+    ""
+  ].join("\n")
+
+/**
+ * Run the broker until interrupted (SIGINT/SIGTERM under `NodeRuntime.runMain`), printing the
+ * banner to stderr once it listens. On interruption it drains in-flight requests and flushes
+ * the audit log before returning.
+ *
+ * @since 0.1.0
+ */
+export const run = (config: BrokerConfigShape): Effect.Effect<never, BrokerStartError> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const context = yield* Layer.build(layer(config))
+      const info = Context.get(context, BrokerInfo)
+      const boot = Context.get(context, BrokerBootstrap)
+      process.stderr.write(banner(info, boot))
+      return yield* Effect.never
+    })
   )

@@ -4,32 +4,24 @@
  *
  * @since 0.1.0
  */
+import { Errors } from "@aap/agent-coordination"
 import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 
 /**
- * No bearer token, or one that does not authenticate.
+ * 401 and 403 are the coordination context's errors, re-exported so one schema of each exists
+ * in the OpenAPI document.
  *
  * @since 0.1.0
  * @category errors
  */
-export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
-  "Unauthorized",
-  { message: Schema.String },
-  HttpApiSchema.annotations({ status: 401 })
-) {}
-
-/**
- * Authenticated, but this principal may not call this endpoint.
- *
- * @since 0.1.0
- * @category errors
- */
-export class Forbidden extends Schema.TaggedError<Forbidden>()(
-  "Forbidden",
-  { message: Schema.String },
-  HttpApiSchema.annotations({ status: 403 })
-) {}
+export const Unauthorized = Errors.Unauthorized
+/** @since 0.1.0 */
+export type Unauthorized = Errors.Unauthorized
+/** @since 0.1.0 */
+export const Forbidden = Errors.Forbidden
+/** @since 0.1.0 */
+export type Forbidden = Errors.Forbidden
 
 /**
  * No route for this method and path.

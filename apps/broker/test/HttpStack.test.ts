@@ -3,15 +3,25 @@
  * matrix, error shapes and statuses, body limit, timeouts, readiness, metrics, OpenAPI, docs.
  */
 import * as Path from "node:path"
+import {
+  CoordinationStore,
+  CurrentCatalog,
+  Identities,
+  IdentityRepository,
+  SessionRepository,
+  Sessions
+} from "@aap/agent-coordination"
 import { AuditLog } from "@aap/audit"
+import { SystemKeys } from "@aap/key-custody"
 import { NodeFileSystem } from "@effect/platform-node"
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import * as Auth from "../src/Auth.js"
 import * as Broker from "../src/Broker.js"
 import * as BrokerConfig from "../src/BrokerConfig.js"
 import { Unauthorized } from "../src/BrokerErrors.js"
 import * as CatalogHolder from "../src/CatalogHolder.js"
+import { layerSessionCache } from "../src/internal/sessionCache.js"
 import * as Readiness from "../src/Readiness.js"
 
 const catalogFile = Path.resolve(__dirname, "../../../examples/catalog.yaml")
@@ -53,12 +63,24 @@ const config = BrokerConfig.make({
   logLevel: "error"
 })
 
+const catalog = CatalogHolder.layer(catalogFile).pipe(Layer.provide(NodeFileSystem.layer))
+const coordination = Layer.mergeAll(Identities.layer, Sessions.layer()).pipe(
+  Layer.provide(Layer.mergeAll(IdentityRepository.layer, SessionRepository.layer)),
+  Layer.provide(CoordinationStore.layerMemory),
+  Layer.provide(SystemKeys.layerMemory),
+  Layer.provide(
+    Layer.effect(
+      CurrentCatalog.CurrentCatalog,
+      Effect.map(CatalogHolder.CatalogHolder, (h) => ({ get: h.current }))
+    )
+  )
+)
 const services = Layer.mergeAll(
   authenticator,
   readiness,
-  CatalogHolder.layer(catalogFile).pipe(Layer.provide(NodeFileSystem.layer)),
-  AuditLog.layerMemory
-)
+  coordination,
+  layerSessionCache(Duration.seconds(1))
+).pipe(Layer.provideMerge(AuditLog.layerMemory), Layer.provideMerge(catalog))
 
 const BrokerTest = Broker.layerWith(config, services)
 
@@ -93,7 +115,7 @@ const call = (
   })
 
 describe("HTTP stack", () => {
-  it.layer(BrokerTest, { timeout: 60_000, excludeTestServices: true })((it) => {
+  layer(BrokerTest, { timeout: 60_000, excludeTestServices: true })((it) => {
     it.effect("healthz answers with a request id and trace id", () =>
       Effect.gen(function* () {
         const { url } = yield* Broker.BrokerInfo
@@ -150,7 +172,7 @@ describe("HTTP stack", () => {
         const r = yield* call(url, "GET", "/v1/catalog", { token: "agent-codex" })
         assert.strictEqual(r.status, 200, r.text)
         assert.strictEqual(r.json?.agent, "codex")
-        const ids = (r.json?.capabilities as Array<{ id: string }>).map((c) => c.id)
+        const ids = ((r.json?.capabilities ?? []) as Array<{ id: string }>).map((c) => c.id)
         assert.include(ids, "openrouter-chat")
       })
     )

@@ -1,0 +1,85 @@
+/**
+ * Handlers of the coordination groups: sessions (agents and operators), link codes
+ * (operators) and enrolment (anyone with a link code).
+ */
+import { Identities, Sessions } from "@aap/agent-coordination"
+import { HttpApiBuilder, type HttpApiGroup } from "@effect/platform"
+import { DateTime, Effect, type Layer, Option } from "effect"
+import { Api } from "../Api.js"
+import { CurrentPrincipal, type OperatorAuth, type PrincipalAuth } from "../Auth.js"
+import { BrokerMetrics } from "../internal/observability.js"
+import { SessionCache } from "../internal/sessionCache.js"
+
+export const SessionsLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"aap", "sessions">,
+  never,
+  Sessions.Sessions | PrincipalAuth | BrokerMetrics | SessionCache
+> = HttpApiBuilder.group(Api, "sessions", (handlers) =>
+  Effect.gen(function* () {
+    const sessions = yield* Sessions.Sessions
+    const metrics = yield* BrokerMetrics
+    const cache = yield* SessionCache
+    const counted = <A extends { readonly id: string; readonly status: string }, E, R>(
+      effect: Effect.Effect<A, E, R>
+    ) =>
+      Effect.tap(effect, (s) =>
+        Effect.sync(() => {
+          cache.invalidate(s.id)
+          metrics.sessionTransitions.inc({ state: s.status })
+        })
+      )
+    return handlers
+      .handle("request", ({ payload }) =>
+        Effect.flatMap(CurrentPrincipal, (p) => counted(sessions.request(p, payload)))
+      )
+      .handle("get", ({ path }) => Effect.flatMap(CurrentPrincipal, (p) => sessions.get(p, path.id)))
+      .handle("list", ({ urlParams }) =>
+        Effect.flatMap(CurrentPrincipal, (p) =>
+          Effect.map(sessions.list(p, urlParams), (page) =>
+            Option.match(page.cursor, {
+              onNone: () => ({ sessions: page.sessions }),
+              onSome: (cursor) => ({ sessions: page.sessions, cursor })
+            })
+          )
+        )
+      )
+      .handle("revoke", ({ path, payload }) =>
+        Effect.flatMap(CurrentPrincipal, (p) => counted(sessions.revoke(p, path.id, payload)))
+      )
+      .handle("approve", ({ path, payload }) =>
+        Effect.flatMap(CurrentPrincipal, (p) => counted(sessions.approve(p, path.id, payload)))
+      )
+      .handle("deny", ({ path, payload }) =>
+        Effect.flatMap(CurrentPrincipal, (p) => counted(sessions.deny(p, path.id, payload)))
+      )
+  })
+)
+
+export const LinkCodesLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"aap", "linkCodes">,
+  never,
+  Identities.Identities | OperatorAuth
+> = HttpApiBuilder.group(Api, "linkCodes", (handlers) =>
+  Effect.gen(function* () {
+    const identities = yield* Identities.Identities
+    return handlers.handle("issue", ({ path }) =>
+      Effect.flatMap(CurrentPrincipal, (p) =>
+        Effect.map(identities.issueLinkCode(p, path.id), (issued) => ({
+          code: issued.code,
+          expiresAt: DateTime.toUtc(issued.expiresAt)
+        }))
+      )
+    )
+  })
+)
+
+export const EnrolmentLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"aap", "enrolment">,
+  never,
+  Identities.Identities
+> = HttpApiBuilder.group(Api, "enrolment", (handlers) =>
+  Effect.gen(function* () {
+    const identities = yield* Identities.Identities
+    return handlers.handle("redeem", ({ payload }) => identities.redeemLinkCode(payload.code))
+  })
+)

@@ -1,0 +1,158 @@
+/**
+ * The services behind the HTTP layer, chosen by configuration (DESIGN §13): the embedded
+ * engine or a DynamoDB endpoint, the local keyring or KMS, the JSONL audit sink.
+ */
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import {
+  CoordinationStore,
+  CurrentCatalog,
+  Identities,
+  IdentityRepository,
+  SessionRepository,
+  Sessions
+} from "@aap/agent-coordination"
+import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
+import { KeyProvider } from "@aap/key-custody"
+import { DynamoDb } from "@aap/local-stack"
+import { NodeFileSystem } from "@effect/platform-node"
+import { Data, Effect, Layer, Option } from "effect"
+import type { Authenticator } from "../Auth.js"
+import type { BrokerConfigShape } from "../BrokerConfig.js"
+import * as CatalogHolder from "../CatalogHolder.js"
+import * as Readiness from "../Readiness.js"
+import type { BrokerMetrics } from "./observability.js"
+import { layerAuthenticator, layerSessionCache, type SessionCache } from "./sessionCache.js"
+
+export class StartError extends Data.TaggedError("StartError")<{ readonly message: string }> {}
+
+const describe =
+  (what: string) =>
+  (e: unknown): StartError => {
+    const tag = e !== null && typeof e === "object" && "_tag" in e ? String(e._tag) : "Error"
+    const message =
+      e instanceof Error || (e !== null && typeof e === "object" && "message" in e)
+        ? String((e as { message: unknown }).message)
+        : String(e)
+    return new StartError({ message: `${what}: ${tag}: ${message}` })
+  }
+
+export const ensureHome = (home: string): Effect.Effect<void, StartError> =>
+  Effect.try({
+    try: () => {
+      Fs.mkdirSync(home, { recursive: true, mode: 0o700 })
+      Fs.mkdirSync(Path.join(home, "data"), { recursive: true, mode: 0o700 })
+      Fs.mkdirSync(Path.join(home, "audit"), { recursive: true, mode: 0o700 })
+    },
+    catch: describe(`cannot create AAP_HOME ${home}`)
+  })
+
+/** The DynamoDB client: the embedded engine under `home/data`, or the configured endpoint. */
+export const layerDynamo = (config: BrokerConfigShape): Layer.Layer<DynamoDb.DynamoDb, StartError> =>
+  Option.match(config.dynamodbEndpoint, {
+    onNone: () =>
+      DynamoDb.layerEmbedded({ dir: Path.join(config.home, "data"), tablePrefix: config.tablePrefix }).pipe(
+        Layer.mapError(describe("cannot start the embedded DynamoDB engine"))
+      ),
+    onSome: (endpoint) =>
+      DynamoDb.layerEndpoint({ endpoint, region: config.region, tablePrefix: config.tablePrefix })
+  })
+
+/** Local keyring under `home/keys`, or KMS when `AAP_KMS_KEY_ID` is set. */
+export const layerKeys = (
+  config: BrokerConfigShape
+): Layer.Layer<KeyProvider.KeyProvider | import("@aap/key-custody").SystemKeys.SystemKeys, StartError> =>
+  Option.match(config.kmsKeyId, {
+    onNone: () =>
+      KeyProvider.layerLocalKeyringFromHome(config.home).pipe(
+        Layer.mapError(describe("cannot open the keyring"))
+      ),
+    onSome: (keyId) =>
+      KeyProvider.layerAwsKms({
+        keyId,
+        region: config.region,
+        systemRootPath: Path.join(config.home, "keys", "system-root.json")
+      }).pipe(Layer.mapError(describe("cannot use the KMS key")))
+  })
+
+const bootstrapTables: Layer.Layer<never, StartError, DynamoDb.DynamoDb> = Layer.effectDiscard(
+  DynamoDb.ensureTable(CoordinationStore.tableSpec).pipe(
+    Effect.mapError(describe("cannot create the tables"))
+  )
+)
+
+export type Services =
+  | Readiness.Readiness
+  | Authenticator
+  | CatalogHolder.CatalogHolder
+  | AuditReader.AuditReader
+  | AuditLog.AuditLog
+  | Sessions.Sessions
+  | Identities.Identities
+  | SessionCache
+
+export const layerServices = (
+  config: BrokerConfigShape
+): Layer.Layer<Services, StartError, BrokerMetrics> => {
+  const dynamo = layerDynamo(config)
+  const keys = layerKeys(config)
+  const catalog = CatalogHolder.layer(config.catalogPath).pipe(
+    Layer.provide(NodeFileSystem.layer),
+    Layer.mapError(describe(`cannot load the catalog ${config.catalogPath}`))
+  )
+  const currentCatalog = Layer.effect(
+    CurrentCatalog.CurrentCatalog,
+    Effect.map(CatalogHolder.CatalogHolder, (h) => ({ get: h.current }))
+  )
+  const auditKeys = AuditKeys.layerSystemKeys
+  const auditSink = JsonlSink.layer({ dir: Path.join(config.home, "audit") }).pipe(
+    Layer.mapError(describe("cannot open the audit log"))
+  )
+  const audit = Layer.mergeAll(
+    AuditLog.layerWith({
+      instanceId:
+        Os.hostname()
+          .replace(/[^A-Za-z0-9-]/g, "-")
+          .slice(0, 32) || "broker"
+    }).pipe(Layer.mapError(describe("cannot open the audit log"))),
+    AuditReader.layer
+  ).pipe(Layer.provide(auditSink), Layer.provide(auditKeys))
+  const store = CoordinationStore.layerDynamoDb.pipe(
+    Layer.mapError(describe("cannot reach the coordination table")),
+    Layer.provide(bootstrapTables)
+  )
+  const repos = Layer.mergeAll(IdentityRepository.layer, SessionRepository.layer).pipe(Layer.provide(store))
+  const coordination = Layer.mergeAll(Identities.layer, Sessions.layer()).pipe(
+    Layer.provideMerge(repos),
+    Layer.provide(currentCatalog)
+  )
+  const auth = layerAuthenticator(config.cacheTtl)
+  const readiness = Layer.effect(
+    Readiness.Readiness,
+    Effect.gen(function* () {
+      const ddb = yield* DynamoDb.DynamoDb
+      const provider = yield* KeyProvider.KeyProvider
+      const reader = yield* AuditReader.AuditReader
+      return {
+        checks: [
+          {
+            name: "store",
+            check: DynamoDb.ensureTable(CoordinationStore.tableSpec).pipe(
+              Effect.provideService(DynamoDb.DynamoDb, ddb)
+            )
+          },
+          { name: "keys", check: provider.describe() },
+          { name: "audit", check: reader.streams }
+        ]
+      }
+    })
+  )
+  return Layer.mergeAll(readiness, auth, layerSessionCache(config.cacheTtl)).pipe(
+    Layer.provideMerge(coordination),
+    Layer.provideMerge(audit),
+    Layer.provideMerge(catalog),
+    Layer.provideMerge(keys),
+    Layer.provideMerge(dynamo)
+  )
+}

@@ -1,0 +1,58 @@
+/**
+ * The hot path of a delivery reads the caller's token and the session. Both are cached for at
+ * most `AAP_CACHE_TTL` (default 2 s) — ADR 0051:
+ * - token → principal: only successful authentications; a token revoked elsewhere keeps
+ *   working for at most the TTL on this instance.
+ * - session id → session: only `active` sessions; expiry is re-applied on every read against
+ *   the clock, so a cached session never outlives its `expiresAt`; a transition made through
+ *   this broker (revoke, approve, deny) evicts the entry at once; one made through another
+ *   broker instance is seen within the TTL.
+ */
+import { Identities, Token } from "@aap/agent-coordination"
+import { Context, Duration, Effect, Layer } from "effect"
+import { Authenticator, type Principal } from "../Auth.js"
+import { makeTtlCache, type TtlCache } from "./ttlCache.js"
+
+/** What delivery needs of a session (mirrors the delivery port's view). */
+export interface CachedSession {
+  readonly id: string
+  readonly agent: string
+  readonly wallet: string
+  readonly capability: string
+  readonly tier: "low" | "medium" | "high" | "critical"
+  readonly status: "pending_approval" | "active" | "expired" | "revoked" | "denied"
+  readonly expiresAt: Date
+}
+
+export class SessionCache extends Context.Tag("@aap/broker/SessionCache")<
+  SessionCache,
+  TtlCache<string, CachedSession> & { readonly invalidate: (id: string) => void }
+>() {}
+
+/** The shared active-session cache; handlers evict on every transition they make. */
+export const layerSessionCache = (ttl: Duration.Duration): Layer.Layer<SessionCache> =>
+  Layer.sync(SessionCache, () => {
+    const cache = makeTtlCache<string, CachedSession>({ ttlMs: Duration.toMillis(ttl), maxEntries: 10_000 })
+    return { ...cache, invalidate: cache.delete }
+  })
+
+/** The `Authenticator` over `Identities.authenticate`, with the positive cache. */
+export const layerAuthenticator = (
+  ttl: Duration.Duration
+): Layer.Layer<Authenticator, never, Identities.Identities> =>
+  Layer.effect(
+    Authenticator,
+    Effect.gen(function* () {
+      const identities = yield* Identities.Identities
+      const cache = makeTtlCache<string, Principal>({ ttlMs: Duration.toMillis(ttl), maxEntries: 10_000 })
+      return Authenticator.of({
+        authenticate: (token) => {
+          const key = Token.hash(token)
+          const hit = cache.get(key)
+          return hit !== undefined
+            ? Effect.succeed(hit)
+            : Effect.tap(identities.authenticate(token), (p) => Effect.sync(() => cache.set(key, p)))
+        }
+      })
+    })
+  )
