@@ -104,7 +104,8 @@ const decode = Schema.decodeUnknownOption(Session)
 /** Keeps sessions around for 30 days after their deadline before DynamoDB TTL removes them. */
 const RETENTION_SECONDS = 30 * 24 * 3600
 
-const toItem = (s: Session): Omit<Store.Item, "mac"> => ({
+/** The store item of a session, before its MAC (exported for seeding tools and tests). */
+export const toItem = (s: Session): Omit<Store.Item, "mac"> => ({
   pk: pk(s.id),
   sk: KIND,
   version: s.version,
@@ -113,6 +114,10 @@ const toItem = (s: Session): Omit<Store.Item, "mac"> => ({
   byOwner: { pk: agentPartition(s.agent), sk: `session#${s.status}#${deadline(s)}#${s.id}` },
   expireAt: Math.floor(DateTime.toEpochMillis(s.expiresAt) / 1000) + RETENTION_SECONDS
 })
+
+/** The signed store item of a session. */
+export const signItem = (s: Session): Effect.Effect<Store.Item, never, SystemKeys.SystemKeys> =>
+  Integrity.sign(KIND, toItem(s))
 
 const tampered = (item: Store.Item) =>
   new Tampered({ message: `stored item ${item.pk} failed its integrity check`, kind: "session" })

@@ -24,7 +24,9 @@ const base = (requiredApprovals: number) =>
 const pending = base(1).session
 const active = base(0).session
 const denied = Either.getOrThrow(Session.deny(pending, "alice", "no", at(1))).session
-const revoked = Either.getOrThrow(Session.revoke(active, { type: "agent", id: "codex" }, undefined, at(1))).session
+const revoked = Either.getOrThrow(
+  Session.revoke(active, { type: "agent", id: "codex" }, undefined, at(1))
+).session
 const expired = Either.getOrThrow(Session.expire(active, at(600))).session
 const operator = { type: "operator" as const, id: "alice" }
 
@@ -61,7 +63,13 @@ describe("Session state machine", () => {
     revoked: [],
     expired: []
   }
-  const states: Record<Session.Status, Session.Session> = { pending_approval: pending, active, denied, revoked, expired }
+  const states: Record<Session.Status, Session.Session> = {
+    pending_approval: pending,
+    active,
+    denied,
+    revoked,
+    expired
+  }
 
   for (const [status, s] of Object.entries(states) as Array<[Session.Status, Session.Session]>) {
     for (const op of ["approve", "deny", "revoke"] as const) {

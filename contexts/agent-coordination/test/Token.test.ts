@@ -20,7 +20,8 @@ describe("Token", () => {
       // Redacted: never printed
       assert.notInclude(String(agent.token), a)
       assert.notInclude(JSON.stringify({ t: agent.token }), a)
-    }))
+    })
+  )
 
   it("encodes all 256 bits: distinct random inputs give distinct tokens, the extremes fit", () => {
     const zero = Redacted.value(Token.fromBytes("agent", new Uint8Array(32)))
@@ -42,7 +43,14 @@ describe("Token", () => {
 
   it("rejects malformed tokens and any single-character typo", () => {
     const good = Redacted.value(Token.fromBytes("operator", new Uint8Array(32).fill(7)))
-    for (const bad of ["", "aap_agt_", "aap_op_short", "ghp_abcdef", `${good}x`, good.replace("aap_op_", "aap_agt_")]) {
+    for (const bad of [
+      "",
+      "aap_agt_",
+      "aap_op_short",
+      "ghp_abcdef",
+      `${good}x`,
+      good.replace("aap_op_", "aap_agt_")
+    ]) {
       assert.isTrue(Option.isNone(Token.parse(Redacted.make(bad))), bad.slice(0, 12))
     }
     FastCheck.assert(
@@ -61,9 +69,12 @@ describe("LinkCode", () => {
       const raw = Redacted.value(code)
       assert.match(raw, /^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$/)
       assert.isTrue(LinkCode.isWellFormed(code))
-      const retyped = Redacted.make(` ${raw.toLowerCase().replace(/-/g, " ").replace(/1/g, "l").replace(/0/g, "o")} `)
+      const retyped = Redacted.make(
+        ` ${raw.toLowerCase().replace(/-/g, " ").replace(/1/g, "l").replace(/0/g, "o")} `
+      )
       assert.strictEqual(LinkCode.hash(retyped), LinkCode.hash(code))
       assert.isFalse(LinkCode.isWellFormed(Redacted.make("ABCD-EFGH")))
       assert.isFalse(LinkCode.isWellFormed(Redacted.make("ABCD-EFGH-JKMN-PQRU")))
-    }))
+    })
+  )
 })

@@ -64,7 +64,7 @@ export const unmarshal = (value: AttributeValue): Json => {
 
 const str = (av: AttributeValue | undefined): string | undefined => av?.S
 
-const toAttributes = (item: Item): Record<string, AttributeValue> => ({
+export const toAttributes = (item: Item): Record<string, AttributeValue> => ({
   PK: { S: item.pk },
   SK: { S: item.sk },
   version: { N: String(item.version) },

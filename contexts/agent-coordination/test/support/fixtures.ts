@@ -1,8 +1,9 @@
+import { randomBytes } from "node:crypto"
 import { AuditLog } from "@aap/audit"
 import { CatalogFile } from "@aap/catalog"
 import { SystemKeys } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
-import { Effect, Either, Layer } from "effect"
+import { Effect, Either, Layer, Redacted } from "effect"
 import * as TestServices from "effect/TestServices"
 import * as CoordinationStore from "../../src/CoordinationStore.js"
 import * as CurrentCatalog from "../../src/CurrentCatalog.js"
@@ -54,13 +55,15 @@ export const carol = Principal.operator("carol")
 export const mallory = Principal.operator("mallory")
 
 /** The services over a given store, with in-memory keys and audit log. */
-export const services = (
-  store: Layer.Layer<CoordinationStore.CoordinationStore, unknown>,
+export const services = <R = never>(
+  store: Layer.Layer<CoordinationStore.CoordinationStore, unknown, R>,
   limits: Partial<Sessions.Limits> = {}
 ) => {
   const repos = Layer.mergeAll(SessionRepository.layer, IdentityRepository.layer).pipe(
     Layer.provideMerge(store),
-    Layer.provideMerge(SystemKeys.layerMemory)
+    // a fixed root per build: `SystemKeys.layerMemory` is `Layer.fresh`, so under
+    // `provideMerge` the repositories and the output would get different keys
+    Layer.provideMerge(SystemKeys.layerFromRoot(Redacted.make(new Uint8Array(randomBytes(32)))))
   )
   return Layer.mergeAll(Sessions.layer(limits), Identities.layer).pipe(
     Layer.provideMerge(repos),

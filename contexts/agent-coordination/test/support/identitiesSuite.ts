@@ -1,6 +1,6 @@
 import { AuditHmac } from "@aap/audit"
-import { assert, it as vitest } from "@effect/vitest"
-import { DateTime, Effect, Layer, Option, Redacted, TestClock } from "effect"
+import { assert, layer } from "@effect/vitest"
+import { DateTime, Effect, type Layer, Option, Redacted, TestClock } from "effect"
 import * as Store from "../../src/CoordinationStore.js"
 import * as Identities from "../../src/Identities.js"
 import * as IdentityRepository from "../../src/IdentityRepository.js"
@@ -19,9 +19,11 @@ export const suite = <R>(
   base: Layer.Layer<R, unknown>,
   store: Layer.Layer<Store.CoordinationStore, unknown, R>
 ) =>
-  vitest.layer(base, { timeout: "60 seconds" })(`Identities: ${name}`, (it) => {
-    const test = <A, E>(title: string, body: () => Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof services>>>) =>
-      it.effect(title, () => body().pipe(Effect.provide(services(store))))
+  layer(base, { timeout: "60 seconds" })(`Identities: ${name}`, (it) => {
+    const test = <A, E>(
+      title: string,
+      body: () => Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof services>>>
+    ) => it.effect(title, () => body().pipe(Effect.provide(services(store))))
 
     test("bootstrap creates one operator token, once", () =>
       Effect.gen(function* () {
@@ -41,7 +43,10 @@ export const suite = <R>(
         const repo = yield* IdentityRepository.IdentityRepository
         const now = DateTime.unsafeMake(yield* TestClock.currentTimeMillis)
         // a crash between writing the marker and the token leaves this behind
-        yield* repo.saveBootstrap({ operator: "alice", tokenHash: "f".repeat(64), createdAt: now, version: 1 }, undefined)
+        yield* repo.saveBootstrap(
+          { operator: "alice", tokenHash: "f".repeat(64), createdAt: now, version: 1 },
+          undefined
+        )
         const identities = yield* ids
         const token = yield* identities.bootstrapOperator("alice")
         assert.isTrue(Option.isSome(token))
@@ -58,8 +63,14 @@ export const suite = <R>(
           id: "codex",
           wallet: "codex"
         })
-        assert.strictEqual((yield* Effect.flip(identities.issueToken(codex, { type: "agent", id: "codex" })))._tag, "Forbidden")
-        assert.strictEqual((yield* Effect.flip(identities.issueToken(alice, { type: "agent", id: "ghost" })))._tag, "NotFound")
+        assert.strictEqual(
+          (yield* Effect.flip(identities.issueToken(codex, { type: "agent", id: "codex" })))._tag,
+          "Forbidden"
+        )
+        assert.strictEqual(
+          (yield* Effect.flip(identities.issueToken(alice, { type: "agent", id: "ghost" })))._tag,
+          "NotFound"
+        )
         const listed = yield* identities.listTokens(alice, { type: "agent", id: "codex" })
         assert.deepStrictEqual(
           listed.map((t) => t.fingerprint),
@@ -74,7 +85,9 @@ export const suite = <R>(
         const canaries = [
           Redacted.make("not-a-token-CANARY-1"),
           Token.fromBytes("agent", new Uint8Array(32).fill(9)), // well formed, never issued
-          Redacted.make(`${Redacted.value(Token.fromBytes("operator", new Uint8Array(32).fill(3))).slice(0, -1)}Q`)
+          Redacted.make(
+            `${Redacted.value(Token.fromBytes("operator", new Uint8Array(32).fill(3))).slice(0, -1)}Q`
+          )
         ]
         for (const token of canaries) {
           const error = yield* Effect.flip(identities.authenticate(token))
@@ -99,7 +112,10 @@ export const suite = <R>(
         const identities = yield* ids
         const a = yield* identities.issueToken(alice, { type: "agent", id: "codex" })
         const b = yield* identities.issueToken(alice, { type: "agent", id: "codex" })
-        assert.strictEqual(yield* identities.revokeTokens(alice, { type: "agent", id: "codex" }, a.fingerprint), 1)
+        assert.strictEqual(
+          yield* identities.revokeTokens(alice, { type: "agent", id: "codex" }, a.fingerprint),
+          1
+        )
         assert.strictEqual((yield* Effect.flip(identities.authenticate(a.token)))._tag, "Unauthorized")
         yield* identities.authenticate(b.token)
         yield* identities.revokeToken(b.token)
@@ -120,7 +136,10 @@ export const suite = <R>(
         const store = yield* Store.CoordinationStore
         const pk = IdentityRepository.tokenPk(minted.hash)
         const item = Option.getOrThrow(yield* store.get(pk, "token"))
-        yield* store.put({ ...item, data: { ...item.data, principal: "claude" } }, Store.atVersion(item.version))
+        yield* store.put(
+          { ...item, data: { ...item.data, principal: "claude" } },
+          Store.atVersion(item.version)
+        )
         assert.strictEqual((yield* Effect.flip(identities.authenticate(minted.token)))._tag, "Unauthorized")
         const [failed] = yield* auditEvents((e) => e.action === "auth.failed")
         assert.strictEqual(failed?.reason, "tampered")
@@ -154,7 +173,8 @@ export const suite = <R>(
         const reasons = (yield* auditEvents((e) => e.action === "auth.failed")).map((e) => e.reason)
         assert.deepStrictEqual(reasons, ["already-redeemed", "expired", "unknown", "malformed"])
         const text = yield* auditText
-        for (const secret of [issued.code, late.code, enrolled.token]) assert.notInclude(text, Redacted.value(secret))
+        for (const secret of [issued.code, late.code, enrolled.token])
+          assert.notInclude(text, Redacted.value(secret))
         assert.strictEqual((yield* Effect.flip(identities.issueLinkCode(codex, "codex")))._tag, "Forbidden")
         assert.strictEqual((yield* Effect.flip(identities.issueLinkCode(alice, "ghost")))._tag, "NotFound")
       }))

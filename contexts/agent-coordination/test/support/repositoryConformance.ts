@@ -1,5 +1,5 @@
 import { SystemKeys } from "@aap/key-custody"
-import { assert, it as vitest } from "@effect/vitest"
+import { assert, layer } from "@effect/vitest"
 import { DateTime, Effect, Either, Layer, Option } from "effect"
 import * as Store from "../../src/CoordinationStore.js"
 import * as IdentityRepository from "../../src/IdentityRepository.js"
@@ -11,21 +11,23 @@ const t0 = DateTime.unsafeMake("2026-11-22T10:00:00.000Z")
 const at = (s: number) => DateTime.add(t0, { seconds: s })
 
 const newSession = (agent: string, requiredApprovals: number, created = t0) =>
-  Effect.map(Session.makeId, (id) =>
-    Session.create(
-      {
-        id,
-        agent,
-        wallet: agent,
-        capability: "cap",
-        tier: requiredApprovals > 0 ? "high" : "low",
-        ttlSeconds: 600,
-        breakGlass: false,
-        requiredApprovals,
-        approvalWindowSeconds: 300
-      },
-      created
-    ).session
+  Effect.map(
+    Session.makeId,
+    (id) =>
+      Session.create(
+        {
+          id,
+          agent,
+          wallet: agent,
+          capability: "cap",
+          tier: requiredApprovals > 0 ? "high" : "low",
+          ttlSeconds: 600,
+          breakGlass: false,
+          requiredApprovals,
+          approvalWindowSeconds: 300
+        },
+        created
+      ).session
   )
 
 /** Rewrites a stored item directly, as someone with table access would (keeps its MAC). */
@@ -39,7 +41,7 @@ const edit = (pk: string, sk: string, f: (item: Store.Item) => Store.Item) =>
 
 /** The repositories' contract (keys, conditions, indexes, integrity), run against every store adapter. */
 export const conformance = (name: string, store: Layer.Layer<Store.CoordinationStore, unknown>) =>
-  vitest.layer(
+  layer(
     Layer.mergeAll(SessionRepository.layer, IdentityRepository.layer).pipe(
       Layer.provideMerge(store),
       Layer.provideMerge(SystemKeys.layerMemory)
@@ -62,54 +64,61 @@ export const conformance = (name: string, store: Layer.Layer<Store.CoordinationS
         assert.strictEqual(conflict._tag, "Conflict")
         assert.strictEqual(conflict._tag === "Conflict" && conflict.reason, "concurrent-update")
         assert.deepStrictEqual(Option.getOrThrow(yield* repo.get(s.id)), approved)
-      }))
+      })
+    )
 
-    it.effect("sessions: list by status returns live ones above now only; by agent with and without status", () =>
-      Effect.gen(function* () {
-        const repo = yield* SessionRepository.SessionRepository
-        const agent = `a${uid()}`
-        const activeNow = yield* newSession(agent, 0) // expires at +600
-        const pendingNow = yield* newSession(agent, 1) // window ends at +300
-        const old = yield* newSession(agent, 0, at(-1000)) // expired at -400, still stored active
-        yield* Effect.forEach([activeNow, pendingNow, old], repo.create)
-        const denied = Either.getOrThrow(Session.deny(pendingNow, "alice", undefined, at(1))).session
+    it.effect(
+      "sessions: list by status returns live ones above now only; by agent with and without status",
+      () =>
+        Effect.gen(function* () {
+          const repo = yield* SessionRepository.SessionRepository
+          const agent = `a${uid()}`
+          const activeNow = yield* newSession(agent, 0) // expires at +600
+          const pendingNow = yield* newSession(agent, 1) // window ends at +300
+          const old = yield* newSession(agent, 0, at(-1000)) // expired at -400, still stored active
+          yield* Effect.forEach([activeNow, pendingNow, old], repo.create)
+          const denied = Either.getOrThrow(Session.deny(pendingNow, "alice", undefined, at(1))).session
 
-        const live = yield* repo.listByAgent(agent, "active", at(10), { limit: 50 })
-        assert.deepStrictEqual(
-          live.sessions.map((s) => s.id),
-          [activeNow.id]
-        )
-        const every = yield* repo.listByAgent(agent, undefined, at(10), { limit: 50 })
-        assert.strictEqual(every.sessions.length, 3)
-        assert.strictEqual(yield* repo.countLive(agent, at(10), 10), 2)
-        assert.strictEqual(yield* repo.countLive(agent, at(10), 1), 1)
-        assert.strictEqual(yield* repo.countLive(agent, at(400), 10), 1)
+          const live = yield* repo.listByAgent(agent, "active", at(10), { limit: 50 })
+          assert.deepStrictEqual(
+            live.sessions.map((s) => s.id),
+            [activeNow.id]
+          )
+          const every = yield* repo.listByAgent(agent, undefined, at(10), { limit: 50 })
+          assert.strictEqual(every.sessions.length, 3)
+          assert.strictEqual(yield* repo.countLive(agent, at(10), 10), 2)
+          assert.strictEqual(yield* repo.countLive(agent, at(10), 1), 1)
+          assert.strictEqual(yield* repo.countLive(agent, at(400), 10), 1)
 
-        // status partitions are global; ours are among them
-        const pending = yield* repo.listByStatus("pending_approval", at(10), { limit: 100 })
-        assert.isTrue(pending.sessions.some((s) => s.id === pendingNow.id))
-        assert.isFalse(pending.sessions.some((s) => s.status !== "pending_approval"))
+          // status partitions are global; ours are among them
+          const pending = yield* repo.listByStatus("pending_approval", at(10), { limit: 100 })
+          assert.isTrue(pending.sessions.some((s) => s.id === pendingNow.id))
+          assert.isFalse(pending.sessions.some((s) => s.status !== "pending_approval"))
 
-        const due = yield* repo.listDue(at(10), 1000)
-        assert.isTrue(due.some((s) => s.id === old.id))
-        assert.isFalse(due.some((s) => s.id === activeNow.id || s.id === pendingNow.id))
+          const due = yield* repo.listDue(at(10), 1000)
+          assert.isTrue(due.some((s) => s.id === old.id))
+          assert.isFalse(due.some((s) => s.id === activeNow.id || s.id === pendingNow.id))
 
-        // a transition moves the session between partitions
-        yield* repo.save(denied, pendingNow.version)
-        const deniedList = yield* repo.listByAgent(agent, "denied", at(10), { limit: 50 })
-        assert.deepStrictEqual(
-          deniedList.sessions.map((s) => s.id),
-          [pendingNow.id]
-        )
-        const stillPending = yield* repo.listByAgent(agent, "pending_approval", at(10), { limit: 50 })
-        assert.strictEqual(stillPending.sessions.length, 0)
-      }))
+          // a transition moves the session between partitions
+          yield* repo.save(denied, pendingNow.version)
+          const deniedList = yield* repo.listByAgent(agent, "denied", at(10), { limit: 50 })
+          assert.deepStrictEqual(
+            deniedList.sessions.map((s) => s.id),
+            [pendingNow.id]
+          )
+          const stillPending = yield* repo.listByAgent(agent, "pending_approval", at(10), { limit: 50 })
+          assert.strictEqual(stillPending.sessions.length, 0)
+        })
+    )
 
     it.effect("sessions: cursor pages by agent cover every session once", () =>
       Effect.gen(function* () {
         const repo = yield* SessionRepository.SessionRepository
         const agent = `a${uid()}`
-        const all = yield* Effect.forEach(Array.from({ length: 7 }, () => 0), () => newSession(agent, 0))
+        const all = yield* Effect.forEach(
+          Array.from({ length: 7 }, () => 0),
+          () => newSession(agent, 0)
+        )
         yield* Effect.forEach(all, repo.create)
         const seen: Array<string> = []
         let cursor: string | undefined
@@ -119,7 +128,8 @@ export const conformance = (name: string, store: Layer.Layer<Store.CoordinationS
           cursor = Option.getOrUndefined(page.cursor)
         } while (cursor !== undefined)
         assert.deepStrictEqual([...seen].sort(), all.map((s) => s.id).sort())
-      }))
+      })
+    )
 
     it.effect("sessions: an item edited in the store is Tampered", () =>
       Effect.gen(function* () {
@@ -153,18 +163,21 @@ export const conformance = (name: string, store: Layer.Layer<Store.CoordinationS
         const mac4 = Option.getOrThrow(yield* store.get(SessionRepository.pk(s4.id), "session")).mac
         yield* edit(SessionRepository.pk(s3.id), "session", (i) => ({ ...i, mac: mac4 }))
         assert.strictEqual((yield* Effect.flip(repo.get(s3.id)))._tag, "Tampered")
-      }))
+      })
+    )
 
     it.effect("rate slots: a fixed window per agent", () =>
       Effect.gen(function* () {
         const repo = yield* SessionRepository.SessionRepository
         const agent = `a${uid()}`
-        const taken = yield* Effect.forEach(Array.from({ length: 4 }, () => 0), () =>
-          repo.takeSlot(agent, "rpm#1", 3, 1_900_000_000)
+        const taken = yield* Effect.forEach(
+          Array.from({ length: 4 }, () => 0),
+          () => repo.takeSlot(agent, "rpm#1", 3, 1_900_000_000)
         )
         assert.deepStrictEqual(taken, [true, true, true, false])
         assert.isTrue(yield* repo.takeSlot(agent, "rpm#2", 3, 1_900_000_000))
-      }))
+      })
+    )
 
     it.effect("tokens: create, get by hash, revoke conditionally, list by principal", () =>
       Effect.gen(function* () {
@@ -201,7 +214,8 @@ export const conformance = (name: string, store: Layer.Layer<Store.CoordinationS
           return { ...i, data }
         })
         assert.strictEqual((yield* Effect.flip(repo.getToken(a.hash)))._tag, "Tampered")
-      }))
+      })
+    )
 
     it.effect("link codes and the bootstrap marker: conditional, MAC-checked", () =>
       Effect.gen(function* () {
@@ -237,5 +251,6 @@ export const conformance = (name: string, store: Layer.Layer<Store.CoordinationS
         const replaced = { ...marker, tokenHash: "b".repeat(64), version: 2 }
         yield* repo.saveBootstrap(replaced, 1)
         assert.deepStrictEqual(Option.getOrThrow(yield* repo.getBootstrap), replaced)
-      }))
+      })
+    )
   })

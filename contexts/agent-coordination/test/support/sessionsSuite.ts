@@ -1,8 +1,9 @@
-import { AuditReader, AuditSink } from "@aap/audit"
-import { assert, it as vitest } from "@effect/vitest"
-import { Effect, Either, Layer, Option, TestClock } from "effect"
 import type { AuditEvent } from "@aap/audit"
+import { AuditReader, AuditSink } from "@aap/audit"
+import { assert, layer } from "@effect/vitest"
+import { Effect, Either, type Layer, Option, TestClock } from "effect"
 import * as Store from "../../src/CoordinationStore.js"
+import type { RequestDenied } from "../../src/Errors.js"
 import type * as Principal from "../../src/Principal.js"
 import * as SessionRepository from "../../src/SessionRepository.js"
 import * as Sessions from "../../src/Sessions.js"
@@ -15,8 +16,9 @@ export const auditEvents = (filter: (e: AuditEvent.AuditEvent) => boolean = () =
   )
 
 const actionsOf = (session: string) =>
-  Effect.map(auditEvents((e) => e.session === session && e.outcome === "success"), (events) =>
-    events.map((e) => e.action)
+  Effect.map(
+    auditEvents((e) => e.session === session && e.outcome === "success"),
+    (events) => events.map((e) => e.action)
   )
 
 const request = (p: Principal.Principal, input: Sessions.RequestInput) =>
@@ -33,7 +35,7 @@ export const suite = <R>(
   base: Layer.Layer<R, unknown>,
   store: Layer.Layer<Store.CoordinationStore, unknown, R>
 ) =>
-  vitest.layer(base, { timeout: "60 seconds" })(`Sessions: ${name}`, (it) => {
+  layer(base, { timeout: "60 seconds" })(`Sessions: ${name}`, (it) => {
     const test = <A, E>(
       title: string,
       body: () => Effect.Effect<A, E, Layer.Layer.Success<ReturnType<typeof services>>>,
@@ -68,13 +70,17 @@ export const suite = <R>(
 
     test("the catalog's denials are typed and audited; operators cannot request", () =>
       Effect.gen(function* () {
-        const cases: Array<[Principal.Principal, Sessions.RequestInput, string]> = [
+        const cases: Array<[Principal.Principal, Sessions.RequestInput, RequestDenied["reason"]]> = [
           [codex, { capability: "nope" }, "unknown-capability"],
           [claude, { capability: "forge-token" }, "agent-not-allowed"],
           [codex, { capability: "openrouter-chat", ttlSeconds: 7200 }, "ttl-exceeds-max"],
           [codex, { capability: "break-glass-admin", justification: "x" }, "break-glass-required"],
           [codex, { capability: "break-glass-admin", breakGlass: true }, "justification-required"],
-          [{ _tag: "agent", id: "ghost", wallet: "ghost" }, { capability: "openrouter-chat" }, "unknown-agent"]
+          [
+            { _tag: "agent", id: "ghost", wallet: "ghost" },
+            { capability: "openrouter-chat" },
+            "unknown-agent"
+          ]
         ]
         for (const [p, input, reason] of cases) {
           const error = yield* Effect.flip(request(p, input))
@@ -86,7 +92,10 @@ export const suite = <R>(
           denied.map((e) => e.reason),
           cases.map((c) => c[2])
         )
-        assert.strictEqual((yield* Effect.flip(request(alice, { capability: "openrouter-chat" })))._tag, "Forbidden")
+        assert.strictEqual(
+          (yield* Effect.flip(request(alice, { capability: "openrouter-chat" })))._tag,
+          "Forbidden"
+        )
       }))
 
     test("get: the owner and operators see it; another agent gets the same NotFound as a missing id", () =>
@@ -117,7 +126,11 @@ export const suite = <R>(
         const t0 = s.createdAt.epochMillis
         assert.strictEqual(approved.approvals[0]?.at.epochMillis, t0 + 120_000)
         assert.strictEqual(approved.expiresAt.epochMillis, t0 + 120_000 + 600_000)
-        assert.deepStrictEqual(yield* actionsOf(s.id), ["session.requested", "session.approved", "session.activated"])
+        assert.deepStrictEqual(yield* actionsOf(s.id), [
+          "session.requested",
+          "session.approved",
+          "session.activated"
+        ])
         const [event] = yield* auditEvents((e) => e.session === s.id && e.action === "session.approved")
         assert.deepStrictEqual(event?.actor, { type: "operator", id: "alice" })
         assert.strictEqual(event?.reason, "change ticket 42")
@@ -152,7 +165,11 @@ export const suite = <R>(
     test("critical needs the catalog's number of distinct operators", () =>
       Effect.gen(function* () {
         const sessions = yield* svc
-        const s = yield* request(codex, { capability: "break-glass-admin", breakGlass: true, justification: "incident" })
+        const s = yield* request(codex, {
+          capability: "break-glass-admin",
+          breakGlass: true,
+          justification: "incident"
+        })
         const first = yield* sessions.approve(alice, s.id, { reason: "seen" })
         assert.strictEqual(first.status, "pending_approval")
         const again = yield* Effect.flip(sessions.approve(alice, s.id))
@@ -183,7 +200,11 @@ export const suite = <R>(
         const denied = yield* sessions.deny(bob, s.id, { reason: "not now" })
         assert.strictEqual(denied.status, "denied")
         assert.deepStrictEqual(denied.ended?.by, { type: "operator", id: "bob" })
-        for (const attempt of [sessions.approve(alice, s.id), sessions.deny(alice, s.id), sessions.revoke(alice, s.id)]) {
+        for (const attempt of [
+          sessions.approve(alice, s.id),
+          sessions.deny(alice, s.id),
+          sessions.revoke(alice, s.id)
+        ]) {
           const error = yield* Effect.flip(attempt)
           assert.strictEqual(error._tag, "Conflict")
           assert.strictEqual(error._tag === "Conflict" && error.reason, "invalid-transition")
@@ -282,7 +303,10 @@ export const suite = <R>(
         const c = yield* request(claude, { capability: "openrouter-chat" })
         assert.strictEqual((yield* Effect.flip(sessions.list(codex, { status: "active" })))._tag, "Forbidden")
         assert.strictEqual((yield* Effect.flip(sessions.list(alice, {})))._tag, "BadRequest")
-        assert.strictEqual((yield* Effect.flip(sessions.list(alice, { status: "active", limit: 0 })))._tag, "BadRequest")
+        assert.strictEqual(
+          (yield* Effect.flip(sessions.list(alice, { status: "active", limit: 0 })))._tag,
+          "BadRequest"
+        )
         const ids = (p: Sessions.ListPage) => p.sessions.map((s) => s.id).sort()
         assert.deepStrictEqual(ids(yield* sessions.list(alice, { status: "active" })), [a.id, c.id].sort())
         assert.deepStrictEqual(ids(yield* sessions.list(alice, { status: "pending_approval" })), [b.id])
@@ -292,10 +316,7 @@ export const suite = <R>(
         assert.deepStrictEqual(ids(yield* sessions.list(alice, { status: "active" })), [c.id])
         assert.deepStrictEqual(ids(yield* sessions.list(alice, { status: "expired" })), [a.id])
         const byAgent = yield* sessions.list(alice, { agent: "codex" })
-        assert.deepStrictEqual(
-          byAgent.sessions.map((s) => s.status).sort(),
-          ["expired", "pending_approval"]
-        )
+        assert.deepStrictEqual(byAgent.sessions.map((s) => s.status).sort(), ["expired", "pending_approval"])
         const bad = yield* Effect.flip(sessions.list(alice, { status: "active", cursor: "garbage" }))
         assert.strictEqual(bad._tag, "InvalidCursor")
       }))
@@ -354,10 +375,15 @@ export const suite = <R>(
         const final = yield* sessions.get(alice, s.id)
         const decisions = yield* auditEvents(
           (e) =>
-            e.session === s.id && e.outcome === "success" && (e.action === "session.approved" || e.action === "session.denied")
+            e.session === s.id &&
+            e.outcome === "success" &&
+            (e.action === "session.approved" || e.action === "session.denied")
         )
         assert.strictEqual(decisions.length, 1)
-        assert.strictEqual(decisions[0]?.action, final.status === "active" ? "session.approved" : "session.denied")
+        assert.strictEqual(
+          decisions[0]?.action,
+          final.status === "active" ? "session.approved" : "session.denied"
+        )
         assert.strictEqual(final.version, 2)
       }))
 
