@@ -114,5 +114,12 @@ export const tableSpec: LocalStack.DynamoDb.TableSpec = DynamoStore.tableSpec
  * DynamoDB adapter on the shared client of `@aap/local-stack`. Creates the table if it is
  * missing (idempotent) when the layer is built.
  */
+/**
+ * Production set-up: enable DynamoDB TTL on the `ttl` attribute so ended items are cleaned
+ * up. Only clean-up: every expiry decision is made in code with `Clock` (ADR 0040).
+ */
+export const enableTimeToLive: Effect.Effect<void, Unavailable, LocalStack.DynamoDb.DynamoDb> =
+  DynamoStore.enableTimeToLive
+
 export const layerDynamoDb: Layer.Layer<CoordinationStore, Unavailable, LocalStack.DynamoDb.DynamoDb> =
   Layer.effect(CoordinationStore, DynamoStore.make)

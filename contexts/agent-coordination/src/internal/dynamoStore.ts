@@ -1,11 +1,13 @@
 import { DynamoDb, type StoreError } from "@aap/local-stack"
 import {
   type AttributeValue,
+  DescribeTimeToLiveCommand,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
   type QueryCommandInput,
-  UpdateItemCommand
+  UpdateItemCommand,
+  UpdateTimeToLiveCommand
 } from "@aws-sdk/client-dynamodb"
 import { Effect, Option } from "effect"
 import type {
@@ -98,6 +100,34 @@ const unavailable = (error: StoreError.StoreUnavailable | StoreError.Throttled) 
     message: `coordination store unavailable (${error._tag === "Throttled" ? "Throttled" : error.reason})`,
     dependency: "store"
   })
+
+/**
+ * Turns on DynamoDB TTL on the `ttl` attribute (production clean-up of ended sessions, used
+ * link codes and rate windows). Expiry decisions never depend on it. Idempotent: "already
+ * enabled" counts as success. The embedded engine has no TTL, so this is for AWS only.
+ */
+export const enableTimeToLive: Effect.Effect<void, Unavailable, DynamoDb.DynamoDb> = Effect.gen(function* () {
+  const { tables } = yield* DynamoDb.DynamoDb
+  const TableName = tables.coordination
+  const mapError = (error: StoreError.StoreFailure) =>
+    error._tag === "ConditionFailed"
+      ? new Unavailable({ message: "unexpected condition failure", dependency: "store" })
+      : unavailable(error)
+  const described = yield* DynamoDb.use("DescribeTimeToLive", (client, signal) =>
+    client.send(new DescribeTimeToLiveCommand({ TableName }), { abortSignal: signal })
+  ).pipe(Effect.mapError(mapError))
+  const status = described.TimeToLiveDescription?.TimeToLiveStatus
+  if (status === "ENABLED" || status === "ENABLING") return
+  yield* DynamoDb.use("UpdateTimeToLive", (client, signal) =>
+    client.send(
+      new UpdateTimeToLiveCommand({
+        TableName,
+        TimeToLiveSpecification: { AttributeName: "ttl", Enabled: true }
+      }),
+      { abortSignal: signal }
+    )
+  ).pipe(Effect.mapError(mapError))
+})
 
 export const make: Effect.Effect<CoordinationStoreShape, Unavailable, DynamoDb.DynamoDb> = Effect.gen(
   function* () {
