@@ -342,7 +342,8 @@ export const Operator = Schema.Struct({
 export interface Operator extends Schema.Schema.Type<typeof Operator> {}
 
 /** Distinct operator approvals: 1 to 10. */
-export const Approvals = Schema.Int.pipe(
+export const Approvals = Schema.Number.pipe(
+  Schema.int(),
   Schema.between(1, 10, {
     message: (issue) =>
       `expected a whole number of approvals from 1 to 10 (high and critical capabilities always need at least one), got ${formatActual(issue.actual)}`
