@@ -57,14 +57,18 @@ export interface DekCacheShape {
 export class DekCache extends Context.Tag("@aap/key-custody/DekCache")<DekCache, DekCacheShape>() {}
 
 interface Entry {
+  readonly key: string
   readonly dek: Uint8Array
   readonly wallet: string
   readonly createdAt: number
   uses: number
+  // LRU list, most recent at `head`: O(1) touch and eviction, no Map iteration.
+  newer: Entry | undefined
+  older: Entry | undefined
 }
 
 const cacheKey = (wallet: string, purpose: string, keyId: string, wrapped: Uint8Array) =>
-  `${wallet}\u0000${purpose}\u0000${keyId}\u0000${Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).toString("base64")}`
+  `${wallet}\u0000${purpose}\u0000${keyId}\u0000${Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).toString("hex")}`
 
 /**
  * @since 0.1.0
@@ -79,24 +83,48 @@ export const make = (
   const maxUses = Math.max(1, options.maxUses ?? 10_000)
   const cacheOnGenerate = options.cacheOnGenerate ?? true
   const entries = new Map<string, Entry>()
+  let head: Entry | undefined
+  let tail: Entry | undefined
   let hits = 0
   let misses = 0
   let evictions = 0
 
-  const drop = (key: string, entry: Entry) => {
-    entries.delete(key)
+  const unlink = (entry: Entry) => {
+    if (entry.newer === undefined) head = entry.older
+    else entry.newer.older = entry.older
+    if (entry.older === undefined) tail = entry.newer
+    else entry.older.newer = entry.newer
+    entry.newer = undefined
+    entry.older = undefined
+  }
+  const pushHead = (entry: Entry) => {
+    entry.older = head
+    entry.newer = undefined
+    if (head !== undefined) head.newer = entry
+    head = entry
+    if (tail === undefined) tail = entry
+  }
+  const drop = (entry: Entry) => {
+    entries.delete(entry.key)
+    unlink(entry)
     entry.dek.fill(0)
     evictions++
   }
   const insert = (key: string, wallet: string, dek: Uint8Array, now: number) => {
     const existing = entries.get(key)
-    if (existing !== undefined) drop(key, existing)
-    entries.set(key, { dek: new Uint8Array(dek), wallet, createdAt: now, uses: 0 })
-    while (entries.size > maxEntries) {
-      const oldest = entries.keys().next()
-      if (oldest.done === true) break
-      drop(oldest.value, entries.get(oldest.value)!)
+    if (existing !== undefined) drop(existing)
+    const entry: Entry = {
+      key,
+      dek: new Uint8Array(dek),
+      wallet,
+      createdAt: now,
+      uses: 0,
+      newer: undefined,
+      older: undefined
     }
+    entries.set(key, entry)
+    pushHead(entry)
+    while (entries.size > maxEntries && tail !== undefined) drop(tail)
   }
 
   const provider: KeyProviderShape = {
@@ -122,11 +150,13 @@ export const make = (
           if (now - entry.createdAt < maxAgeMillis && entry.uses < maxUses) {
             entry.uses++
             hits++
-            entries.delete(key) // LRU: move to the end
-            entries.set(key, entry)
+            if (head !== entry) {
+              unlink(entry)
+              pushHead(entry)
+            }
             return Effect.succeed(Redacted.make(new Uint8Array(entry.dek)))
           }
-          drop(key, entry)
+          drop(entry)
         }
         misses++
         return Effect.map(inner.decryptDataKey(context, wrapped, keyId), (dek) => {
@@ -141,11 +171,11 @@ export const make = (
 
   const control: DekCacheShape = {
     clear: Effect.sync(() => {
-      for (const [key, entry] of [...entries]) drop(key, entry)
+      for (const entry of [...entries.values()]) drop(entry)
     }),
     invalidateWallet: (wallet) =>
       Effect.sync(() => {
-        for (const [key, entry] of [...entries]) if (entry.wallet === wallet) drop(key, entry)
+        for (const entry of [...entries.values()]) if (entry.wallet === wallet) drop(entry)
       }),
     stats: Effect.sync(() => ({ entries: entries.size, hits, misses, evictions }))
   }

@@ -115,8 +115,8 @@ export const seal = (
       if (typeof value === "string") bytes.fill(0)
       wipe(dataKey.plaintext)
       return {
-        ciphertext: new Uint8Array(ciphertext),
-        nonce: new Uint8Array(nonce),
+        ciphertext,
+        nonce,
         wrappedDek: dataKey.wrapped,
         keyId: dataKey.keyId
       }

@@ -17,7 +17,7 @@ import {
 } from "../KeyCustodyError.js"
 import type { DataKey, Description, EncryptionContext, Rewrapped } from "../KeyProvider.js"
 import { freshKey, freshNonce, gcmOpen, gcmSeal, KEY_BYTES, NONCE_BYTES, TAG_BYTES, utf8 } from "./aead.js"
-import { checkContext } from "./validate.js"
+import { checkContext, contextProblem } from "./validate.js"
 
 export interface UmkRecord {
   readonly version: number
@@ -65,8 +65,15 @@ const umkAad = (version: number) => `umk-v${version}`
 const kekAad = (wallet: string, kekVersion: number, umk: number) =>
   utf8(`aap:v1:kek:${wallet}:kek-v${kekVersion}:${umkAad(umk)}`)
 const systemAad = (umk: number) => utf8(`aap:v1:system-root:${umkAad(umk)}`)
+/**
+ * `aap:v1:dek:<wallet>:<purpose>:` followed by the wrap's 5-byte header. Wallet and purpose
+ * are validated ASCII, so one latin1 conversion builds the whole AAD.
+ */
 const dekAad = (context: EncryptionContext, header: Uint8Array) =>
-  Buffer.concat([utf8(`aap:v1:dek:${context.wallet}:${context.purpose}:`), header])
+  Buffer.from(
+    `aap:v1:dek:${context.wallet}:${context.purpose}:${String.fromCharCode(header[0]!, header[1]!, header[2]!, header[3]!, header[4]!)}`,
+    "latin1"
+  )
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64")
 const unb64 = (s: string) => Buffer.from(s, "base64")
@@ -292,13 +299,19 @@ export class KeyringCore {
     }
   }
 
-  private wrapDek(context: EncryptionContext, kek: { version: number; key: Buffer }, dek: Uint8Array) {
-    const header = Buffer.alloc(WRAP_HEADER)
-    header.writeUInt8(WRAP_FORMAT, 0)
-    header.writeUInt32BE(kek.version, 1)
+  private wrapDek(
+    context: EncryptionContext,
+    kek: { version: number; key: Buffer },
+    dek: Uint8Array
+  ): Uint8Array {
+    const out = Buffer.allocUnsafe(WRAPPED_DEK_BYTES)
+    out.writeUInt8(WRAP_FORMAT, 0)
+    out.writeUInt32BE(kek.version, 1)
     const nonce = freshNonce()
-    const sealed = gcmSeal(kek.key, nonce, dek, dekAad(context, header))
-    return new Uint8Array(Buffer.concat([header, nonce, sealed]))
+    nonce.copy(out, WRAP_HEADER)
+    const sealed = gcmSeal(kek.key, nonce, dek, dekAad(context, out.subarray(0, WRAP_HEADER)))
+    sealed.copy(out, WRAP_HEADER + NONCE_BYTES)
+    return out
   }
 
   /** Resolve the KEK a wrapped DEK names, after checking the key id matches the wrap. */
@@ -352,18 +365,21 @@ export class KeyringCore {
       : Effect.succeed(dek)
   }
 
+  private dataKey(context: EncryptionContext, kek: { version: number; key: Buffer }): DataKey {
+    const dek = freshKey()
+    const wrapped = this.wrapDek(context, kek, dek)
+    return { plaintext: Redacted.make(own(dek)), wrapped, keyId: localKeyId(context.wallet, kek.version) }
+  }
+
   generateDataKey(context: EncryptionContext): Effect.Effect<DataKey, KeyProviderError> {
-    return Effect.flatMap(checkContext(context), () =>
-      Effect.map(this.currentKek(context.wallet), (kek) => {
-        const dek = freshKey()
-        const wrapped = this.wrapDek(context, kek, dek)
-        return {
-          plaintext: Redacted.make(own(dek)),
-          wrapped,
-          keyId: localKeyId(context.wallet, kek.version)
-        }
-      })
-    )
+    return Effect.suspend((): Effect.Effect<DataKey, KeyProviderError> => {
+      const problem = contextProblem(context)
+      if (problem !== undefined) return Effect.fail(problem)
+      // Hot path: the wallet's current KEK is in memory — one synchronous step.
+      const kek = this.currentKekSync(context.wallet)
+      if (kek !== undefined) return Effect.succeed(this.dataKey(context, kek))
+      return Effect.map(this.currentKek(context.wallet), (k) => this.dataKey(context, k))
+    })
   }
 
   decryptDataKey(
@@ -371,11 +387,47 @@ export class KeyringCore {
     wrapped: Uint8Array,
     keyId: string
   ): Effect.Effect<Redacted.Redacted<Uint8Array>, KeyProviderError> {
-    return Effect.flatMap(checkContext(context), () =>
-      Effect.flatMap(this.kekFor(context, wrapped, keyId), (kek) =>
-        Effect.map(this.unwrapDek(context, wrapped, kek), (dek) => Redacted.make(own(dek)))
+    return Effect.suspend((): Effect.Effect<Redacted.Redacted<Uint8Array>, KeyProviderError> => {
+      const problem = contextProblem(context)
+      if (problem !== undefined) return Effect.fail(problem)
+      // Hot path: the KEK is in memory — one synchronous step.
+      const kek = this.kekForSync(context, wrapped, keyId)
+      if (kek instanceof DecryptFailed) return Effect.fail(kek)
+      if (kek !== undefined) return this.unwrapToRedacted(context, wrapped, kek)
+      return Effect.flatMap(this.kekFor(context, wrapped, keyId), (k) =>
+        this.unwrapToRedacted(context, wrapped, k)
       )
+    })
+  }
+
+  private unwrapToRedacted(
+    context: EncryptionContext,
+    wrapped: Uint8Array,
+    kek: { version: number; key: Buffer }
+  ): Effect.Effect<Redacted.Redacted<Uint8Array>, DecryptFailed> {
+    const header = wrapped.subarray(0, WRAP_HEADER)
+    const dek = gcmOpen(
+      kek.key,
+      wrapped.subarray(WRAP_HEADER, WRAP_HEADER + NONCE_BYTES),
+      wrapped.subarray(WRAP_HEADER + NONCE_BYTES),
+      dekAad(context, header)
     )
+    return dek === undefined || dek.length !== KEY_BYTES
+      ? Effect.fail(new DecryptFailed())
+      : Effect.succeed(Redacted.make(own(dek)))
+  }
+
+  /** The KEK a wrap names when it is in memory; `DecryptFailed` on inconsistent input. */
+  private kekForSync(
+    context: EncryptionContext,
+    wrapped: Uint8Array,
+    keyId: string
+  ): { version: number; key: Buffer } | DecryptFailed | undefined {
+    if (wrapped.length !== WRAPPED_DEK_BYTES || wrapped[0] !== WRAP_FORMAT) return new DecryptFailed()
+    const version = ((wrapped[1]! << 24) | (wrapped[2]! << 16) | (wrapped[3]! << 8) | wrapped[4]!) >>> 0
+    if (keyId !== localKeyId(context.wallet, version)) return new DecryptFailed()
+    const key = this.keks.get(`${context.wallet}\u0000${version}`)
+    return key === undefined ? undefined : { version, key }
   }
 
   rewrap(
