@@ -9,7 +9,7 @@ import { Effect, Either, ParseResult, Schema } from "effect"
 import { LineCounter, parseDocument } from "yaml"
 import * as Catalog from "./Catalog.js"
 import { CatalogInvalid, CatalogIssue, CatalogUnreadable } from "./Catalog.js"
-import { formatPath, locate, type Path } from "./internal/positions.js"
+import { formatPath, locate, type Path, pathAt } from "./internal/positions.js"
 import * as Rules from "./internal/rules.js"
 
 const rewriteMessage = (issue: ParseResult.ArrayFormatterIssue): string => {
@@ -122,6 +122,11 @@ export const parse = (
       doc.errors.map((error) => {
         const pos = lineCounter.linePos(error.pos[0])
         const message = error.message.split("\n")[0] ?? error.message
+        if (error.code === "DUPLICATE_KEY") {
+          const path = pathAt(doc, error.pos[0])
+          const key = path[path.length - 1]
+          return { path, message: `duplicate key ${JSON.stringify(key)}`, line: pos.line, column: pos.col }
+        }
         return { path: [], message: `YAML: ${message}`, line: pos.line, column: pos.col }
       })
     )

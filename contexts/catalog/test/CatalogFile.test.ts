@@ -66,7 +66,7 @@ const expected: Record<string, ReadonlyArray<readonly [string, string, string]>>
   "duplicate-capability-id": [
     ["12:9", "capabilities[1].id", 'duplicate capability id "chat"; first declared at capabilities[0]']
   ],
-  "duplicate-yaml-key": [["9:5", "", "YAML: Map keys must be unique"]],
+  "duplicate-yaml-key": [["9:5", "capabilities[0].tier", 'duplicate key "tier"']],
   empty: [["1:1", "", "expected a mapping with the keys schemaVersion, agents, operators and "]],
   "high-without-operators": [
     ["7:11", "capabilities[0].tier", "a high capability needs 1 distinct operator approval, but the catalog "]

@@ -66,3 +66,30 @@ export const locate = (
   const pos = lineCounter.linePos(offset)
   return { line: pos.line, column: pos.col }
 }
+
+const contains = (node: unknown, offset: number): boolean => {
+  if (node === null || typeof node !== "object" || !("range" in node)) return false
+  const range = (node as Node).range
+  return Array.isArray(range) && range[0] <= offset && offset < Math.max(range[2], range[1])
+}
+
+/** The path of the deepest key or item at `offset` (used to name YAML errors such as duplicate keys). */
+export const pathAt = (doc: Document, offset: number): Path => {
+  const path: Array<PropertyKey> = []
+  let node: unknown = doc.contents
+  for (;;) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => contains(p.key, offset) || contains(p.value, offset))
+      const key = pair === undefined ? undefined : keyOf(pair.key)
+      if (pair === undefined || key === undefined) return path
+      path.push(key)
+      if (contains(pair.key, offset)) return path
+      node = pair.value
+    } else if (isSeq(node)) {
+      const index = node.items.findIndex((item) => contains(item, offset))
+      if (index === -1) return path
+      path.push(index)
+      node = node.items[index]
+    } else return path
+  }
+}
