@@ -10,7 +10,7 @@ import {
   SessionRepository,
   Sessions
 } from "@aap/agent-coordination"
-import { AuditLog } from "@aap/audit"
+import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
 import { CatalogFile } from "@aap/catalog"
 import { KeyProvider, type SystemKeys } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
@@ -105,9 +105,10 @@ export const countReads = (shape: DynamoDb.DynamoDbShape): ReadCounter => {
   }
 }
 
-/** The coordination services over the provided `DynamoDb` and `SystemKeys`, audit in memory. */
-export const coordination = <E, R>(
-  keys: Layer.Layer<SystemKeys.SystemKeys | KeyProvider.KeyProvider, E, R>
+/** The coordination services over the provided `DynamoDb` and `SystemKeys`, audit in memory by default. */
+export const coordination = <E, R, E2 = never, R2 = never>(
+  keys: Layer.Layer<SystemKeys.SystemKeys | KeyProvider.KeyProvider, E, R>,
+  audit: Layer.Layer<AuditLog.AuditLog | AuditReader.AuditReader, E2, R2> = AuditLog.layerMemory
 ) => {
   const store = CoordinationStore.layerDynamoDb
   const repos = SessionRepository.layer.pipe(Layer.provideMerge(store))
@@ -115,7 +116,7 @@ export const coordination = <E, R>(
     Layer.provideMerge(repos),
     Layer.provideMerge(Progress.layerCoordination.pipe(Layer.provide(store))),
     Layer.provideMerge(CurrentCatalog.layer(catalog)),
-    Layer.provideMerge(AuditLog.layerMemory),
+    Layer.provideMerge(audit),
     Layer.provideMerge(WorkerMetrics.layer),
     Layer.provideMerge(keys)
   )
@@ -169,3 +170,10 @@ export const sessionId = (n: number, salt = 0): string => {
 }
 
 export const runLive = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+
+/** The JSONL audit log under `dir`, keys from the system keys (durable across processes). */
+export const jsonlAudit = (dir: string, instanceId: string) =>
+  Layer.mergeAll(AuditLog.layerWith({ instanceId }), AuditReader.layer).pipe(
+    Layer.provide(JsonlSink.layer({ dir })),
+    Layer.provide(AuditKeys.layerSystemKeys)
+  )
