@@ -58,7 +58,9 @@ export class DekCache extends Context.Tag("@aap/key-custody/DekCache")<DekCache,
 
 interface Entry {
   readonly key: string
+  readonly wrapped: Uint8Array
   readonly dek: Uint8Array
+  readonly slot: number
   readonly wallet: string
   readonly createdAt: number
   uses: number
@@ -67,8 +69,16 @@ interface Entry {
   older: Entry | undefined
 }
 
+/**
+ * The map key: context, key id and the last 16 bytes of the wrapped key (its authentication
+ * tag: random-looking and unique per wrap). A hit also compares the whole wrapped key, so a
+ * collision is only ever a miss.
+ */
 const cacheKey = (wallet: string, purpose: string, keyId: string, wrapped: Uint8Array) =>
-  `${wallet}\u0000${purpose}\u0000${keyId}\u0000${Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).toString("hex")}`
+  `${wallet}\u0000${purpose}\u0000${keyId}\u0000${Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).toString("latin1", Math.max(0, wrapped.length - 16))}`
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b)
 
 /**
  * @since 0.1.0
@@ -83,6 +93,17 @@ export const make = (
   const maxUses = Math.max(1, options.maxUses ?? 10_000)
   const cacheOnGenerate = options.cacheOnGenerate ?? true
   const entries = new Map<string, Entry>()
+  // DEKs live in one slab of 32-byte slots (data keys are 32 bytes; other sizes get their own
+  // copy): no allocation per entry, and clearing the cache zeroes one buffer.
+  const slab = Buffer.alloc(maxEntries * 32)
+  const freeSlots: Array<number> = Array.from({ length: maxEntries }, (_, i) => maxEntries - 1 - i)
+  const store = (dek: Uint8Array): { dek: Uint8Array; slot: number } => {
+    const slot = dek.length === 32 ? freeSlots.pop() : undefined
+    if (slot === undefined) return { dek: new Uint8Array(dek), slot: -1 }
+    const view = slab.subarray(slot * 32, slot * 32 + 32)
+    view.set(dek)
+    return { dek: view, slot }
+  }
   let head: Entry | undefined
   let tail: Entry | undefined
   let hits = 0
@@ -108,14 +129,17 @@ export const make = (
     entries.delete(entry.key)
     unlink(entry)
     entry.dek.fill(0)
+    if (entry.slot >= 0) freeSlots.push(entry.slot)
     evictions++
   }
-  const insert = (key: string, wallet: string, dek: Uint8Array, now: number) => {
+  const insert = (key: string, wallet: string, wrapped: Uint8Array, dek: Uint8Array, now: number) => {
     const existing = entries.get(key)
     if (existing !== undefined) drop(existing)
+    while (entries.size >= maxEntries && tail !== undefined) drop(tail)
     const entry: Entry = {
       key,
-      dek: new Uint8Array(dek),
+      wrapped: Buffer.from(wrapped),
+      ...store(dek),
       wallet,
       createdAt: now,
       uses: 0,
@@ -135,6 +159,7 @@ export const make = (
               insert(
                 cacheKey(context.wallet, context.purpose, dataKey.keyId, dataKey.wrapped),
                 context.wallet,
+                dataKey.wrapped,
                 Redacted.value(dataKey.plaintext),
                 now
               )
@@ -147,7 +172,11 @@ export const make = (
         const key = cacheKey(context.wallet, context.purpose, keyId, wrapped)
         const entry = entries.get(key)
         if (entry !== undefined) {
-          if (now - entry.createdAt < maxAgeMillis && entry.uses < maxUses) {
+          if (
+            now - entry.createdAt < maxAgeMillis &&
+            entry.uses < maxUses &&
+            sameBytes(entry.wrapped, wrapped)
+          ) {
             entry.uses++
             hits++
             if (head !== entry) {
@@ -160,7 +189,7 @@ export const make = (
         }
         misses++
         return Effect.map(inner.decryptDataKey(context, wrapped, keyId), (dek) => {
-          insert(key, context.wallet, Redacted.value(dek), now)
+          insert(key, context.wallet, wrapped, Redacted.value(dek), now)
           return dek
         })
       }),

@@ -78,6 +78,20 @@ describe("DekCache", () => {
     }).pipe(Effect.provide(withCache({})))
   )
 
+  it.effect("a wrapped key altered anywhere (same tag bytes) is never served from the cache", () =>
+    Effect.gen(function* () {
+      const kp = yield* KeyProvider.KeyProvider
+      const dk = yield* kp.generateDataKey(ctx)
+      for (const i of [0, 1, 5, 10, 30, dk.wrapped.length - 17]) {
+        const tampered = new Uint8Array(dk.wrapped)
+        tampered[i] = tampered[i]! ^ 0x80
+        const exit = yield* Effect.exit(kp.decryptDataKey(ctx, tampered, dk.keyId))
+        assert.isTrue(Exit.isFailure(exit), `byte ${i}`)
+      }
+      assert.strictEqual(yield* unwraps, 6)
+    }).pipe(Effect.provide(withCache({})))
+  )
+
   it.effect("bounded by age (TestClock): an entry older than maxAge is unwrapped again", () =>
     Effect.gen(function* () {
       const kp = yield* KeyProvider.KeyProvider
