@@ -11,8 +11,9 @@
  *
  * @since 0.1.0
  */
+import * as path from "node:path"
 import type { KMSClient } from "@aws-sdk/client-kms"
-import { Context, Effect, Layer, type Redacted } from "effect"
+import { Config, type ConfigError, Context, Effect, Layer, Option, type Redacted } from "effect"
 import { makeAwsKms } from "./internal/awsKms.js"
 import { freshDoc, KeyringCore, memoryStorage } from "./internal/keyring.js"
 import { keyringPathFromHome, loadLocalKeyring } from "./internal/localFile.js"
@@ -189,3 +190,33 @@ export const layerAwsKms = (options: {
       Context.make(KeyProvider, provider).pipe(Context.add(SystemKeys, makeSystemKeys(root)))
     )
   )
+
+/**
+ * The mode chosen by configuration (DESIGN §13): `AAP_KMS_KEY_ID` set → `layerAwsKms` (in
+ * `AWS_REGION`, system root at `$AAP_HOME/keys/kms-system-root.json`); unset →
+ * `layerLocalKeyring` at `$AAP_HOME/keys/keyring.json`. `AAP_HOME` defaults to `./.aap`.
+ * `KeyringAdmin` is only available from `layerLocalKeyring` directly.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<
+  KeyProvider | SystemKeys,
+  ConfigError.ConfigError | KeyringLoadError | KeyProviderError
+> = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const home = yield* Config.string("AAP_HOME").pipe(Config.withDefault("./.aap"))
+    const kmsKeyId = yield* Config.option(Config.nonEmptyString("AAP_KMS_KEY_ID"))
+    const region = yield* Config.option(Config.nonEmptyString("AWS_REGION"))
+    return Option.match(kmsKeyId, {
+      onNone: (): Layer.Layer<KeyProvider | SystemKeys, KeyringLoadError | KeyProviderError> =>
+        layerLocalKeyringFromHome(home),
+      onSome: (keyId) =>
+        layerAwsKms({
+          keyId,
+          systemRootPath: path.join(home, "keys", "kms-system-root.json"),
+          ...(Option.isSome(region) ? { region: region.value } : {})
+        })
+    })
+  })
+)

@@ -1,7 +1,7 @@
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Layer, Redacted } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
 import { Envelope, KeyProvider, KeyringAdmin, SystemKeys } from "../src/index.js"
 import { tempDir, toHex } from "./helpers.js"
 
@@ -339,5 +339,21 @@ describe("LocalKeyring", () => {
         )
         assert.strictEqual(described.wallets, 2)
       })
+  )
+})
+
+describe("KeyProvider.layerConfig", () => {
+  it.scoped("without AAP_KMS_KEY_ID it opens the local keyring under AAP_HOME", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const described = yield* Effect.provide(
+        Effect.flatMap(KeyProvider.KeyProvider, (kp) => kp.describe()),
+        KeyProvider.layerConfig.pipe(
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["AAP_HOME", dir]]))))
+        )
+      )
+      assert.strictEqual(described.provider, "local-keyring")
+      assert.strictEqual(described.location, path.join(dir, "keys", "keyring.json"))
+    })
   )
 })
