@@ -452,52 +452,48 @@ export class KeyringCore {
 
   rotate(): Effect.Effect<Description, KeyringWriteFailed> {
     return this.mutate(() => {
-      {
-        const version = Math.max(...this.doc.umks.map((u) => u.version)) + 1
-        const umk = freshKey()
-        const createdAt = now()
-        const withUmk: KeyringDoc = {
-          ...this.doc,
-          primary: version,
-          umks: [...this.doc.umks, { version, key: b64(umk), createdAt }],
-          system: { umk: version, ...wrapUnder(umk, this.systemRoot, systemAad(version)), createdAt }
-        }
-        // Each wallet gets a new KEK under the new primary; old KEKs stay (decrypt only)
-        // until their DEKs are re-wrapped.
-        const wallets: Record<string, WalletRecord> = {}
-        for (const [wallet, record] of Object.entries(withUmk.wallets)) {
-          const kek = freshKey()
-          const v = nextKekVersion(record)
-          const wrapped = wrapUnder(umk, kek, kekAad(wallet, v, version))
-          kek.fill(0)
-          wallets[wallet] = {
-            ...record,
-            current: v,
-            keks: [...record.keks, { version: v, umk: version, ...wrapped, createdAt }]
-          }
-        }
-        umk.fill(0)
-        return { next: { ...withUmk, wallets }, result: () => this.describeSync() }
+      const version = Math.max(...this.doc.umks.map((u) => u.version)) + 1
+      const umk = freshKey()
+      const createdAt = now()
+      const withUmk: KeyringDoc = {
+        ...this.doc,
+        primary: version,
+        umks: [...this.doc.umks, { version, key: b64(umk), createdAt }],
+        system: { umk: version, ...wrapUnder(umk, this.systemRoot, systemAad(version)), createdAt }
       }
+      // Each wallet gets a new KEK under the new primary; old KEKs stay (decrypt only)
+      // until their DEKs are re-wrapped.
+      const wallets: Record<string, WalletRecord> = {}
+      for (const [wallet, record] of Object.entries(withUmk.wallets)) {
+        const kek = freshKey()
+        const v = nextKekVersion(record)
+        const wrapped = wrapUnder(umk, kek, kekAad(wallet, v, version))
+        kek.fill(0)
+        wallets[wallet] = {
+          ...record,
+          current: v,
+          keks: [...record.keks, { version: v, umk: version, ...wrapped, createdAt }]
+        }
+      }
+      umk.fill(0)
+      return { next: { ...withUmk, wallets }, result: () => this.describeSync() }
     })
   }
 
   shredWallet(wallet: string): Effect.Effect<ReadonlyArray<string>, KeyringWriteFailed> {
     return this.mutate((): { next?: KeyringDoc; result: () => ReadonlyArray<string> } => {
-      {
-        const record = this.doc.wallets[wallet]
-        if (record === undefined || record.keks.length === 0) return { result: () => [] }
-        const removed = record.keks.map((k) => localKeyId(wallet, k.version))
-        const through = Math.max(record.shreddedThrough ?? 0, ...record.keks.map((k) => k.version))
-        const next: KeyringDoc = {
-          ...this.doc,
-          wallets: {
-            ...this.doc.wallets,
-            [wallet]: { current: through, keks: [], shreddedThrough: through, shreddedAt: now() }
-          }
+      const record = this.doc.wallets[wallet]
+      if (record === undefined || record.keks.length === 0) return { result: () => [] }
+      const removed = record.keks.map((k) => localKeyId(wallet, k.version))
+      const through = Math.max(record.shreddedThrough ?? 0, ...record.keks.map((k) => k.version))
+      const next: KeyringDoc = {
+        ...this.doc,
+        wallets: {
+          ...this.doc.wallets,
+          [wallet]: { current: through, keks: [], shreddedThrough: through, shreddedAt: now() }
         }
-        return { next, result: () => removed }
       }
+      return { next, result: () => removed }
     })
   }
 
