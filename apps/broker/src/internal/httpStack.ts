@@ -233,7 +233,7 @@ export const makeDrain = (): Drain => {
 
 const json413 = HttpServerResponse.unsafeJson(
   { _tag: "PayloadTooLarge", message: "the request body is too large" },
-  { status: 413 }
+  { status: 413, headers: { connection: "close" } }
 )
 const json503 = HttpServerResponse.unsafeJson(
   { _tag: "ShuttingDown", message: "the broker is shutting down" },
@@ -289,6 +289,7 @@ export const outerMiddleware =
           durationMs: Math.round(seconds * 100_000) / 100
         })
       }
+      if (response.status === 413) response = HttpServerResponse.setHeader(response, "connection", "close")
       return HttpServerResponse.setHeaders(ensureMessage(request, response), {
         "x-request-id": requestId,
         "x-trace-id": traceId
