@@ -128,8 +128,7 @@ const coreLayers = <E, R>(
       Context.make(KeyProvider, fromCore(core)).pipe(
         Context.add(SystemKeys, makeSystemKeys(core.rootSecret())),
         Context.add(KeyringAdmin, {
-          shredWallet: (wallet) => core.shredWallet(wallet),
-          document: () => Effect.sync(() => core.document())
+          shredWallet: (wallet) => core.shredWallet(wallet)
         })
       )
     )
@@ -144,7 +143,7 @@ const coreLayers = <E, R>(
  * @category layers
  */
 export const layerMemory: Layer.Layer<KeyProvider | SystemKeys | KeyringAdmin> = coreLayers(
-  Effect.orDie(KeyringCore.load(freshDoc(), memoryStorage, "memory", "memory"))
+  Effect.orDie(Effect.suspend(() => KeyringCore.load(freshDoc(), memoryStorage, "memory", "memory")))
 ).pipe(Layer.fresh)
 
 /**

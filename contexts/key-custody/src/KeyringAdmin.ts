@@ -6,7 +6,6 @@
  * @since 0.1.0
  */
 import { Context, type Effect } from "effect"
-import type { KeyringDoc } from "./internal/keyring.js"
 import type { KeyringWriteFailed } from "./KeyCustodyError.js"
 
 /**
@@ -21,8 +20,6 @@ export interface KeyringAdminShape {
    * Irreversible unless a keyring backup exists (which is why backups need the same care).
    */
   readonly shredWallet: (wallet: string) => Effect.Effect<ReadonlyArray<string>, KeyringWriteFailed>
-  /** The keyring document as stored (contains the UMKs in local mode: never log it). */
-  readonly document: () => Effect.Effect<KeyringDoc>
 }
 
 /**

@@ -71,7 +71,9 @@ describe("SystemKeys", () => {
       const two = yield* Effect.provide(mac, SystemKeys.layerMemory)
       assert.notStrictEqual(one, two)
       const three = yield* Effect.provide(mac, KeyProvider.layerMemory)
+      const four = yield* Effect.provide(mac, KeyProvider.layerMemory)
       assert.match(three, /^[0-9a-f]{64}$/)
+      assert.notStrictEqual(three, four) // each memory keyring is new
       const fixed = yield* Effect.provide(mac, SystemKeys.layerFromRoot(root))
       assert.strictEqual(fixed, yield* SystemKeys.make(root).hmac("audit-hmac", "x"))
     })

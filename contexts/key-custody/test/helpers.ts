@@ -31,8 +31,7 @@ export const layerFromCore = (core: KeyringCore): Layer.Layer<KeyProvider | Syst
     }).pipe(
       Context.add(SystemKeys, makeSystemKeys(core.rootSecret())),
       Context.add(KeyringAdmin, {
-        shredWallet: (w) => core.shredWallet(w),
-        document: () => Effect.sync(() => core.document())
+        shredWallet: (w) => core.shredWallet(w)
       })
     )
   )

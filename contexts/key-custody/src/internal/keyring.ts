@@ -512,11 +512,6 @@ export class KeyringCore {
       shreddedWallets: wallets.filter((w) => w.keks.length === 0 && w.shreddedThrough !== undefined).length
     }
   }
-
-  /** The current document (for persistence tests and `aap keys status`). */
-  document(): KeyringDoc {
-    return this.doc
-  }
 }
 
 const nextKekVersion = (record: WalletRecord | undefined): number =>
