@@ -1,33 +1,13 @@
 import * as Os from "node:os"
-import {
-  Clock,
-  Deferred,
-  Duration,
-  Effect,
-  Fiber,
-  FiberId,
-  Queue,
-  Redacted,
-  Schema,
-  type Scope
-} from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, FiberId, Queue, Redacted, type Scope } from "effect"
 import { AuditUnavailable } from "../AuditError.js"
-import type { Checkpoint } from "../AuditEvent.js"
-import {
-  Action,
-  Actor,
-  type AuditEvent,
-  type AuditInput,
-  Details,
-  Hmacs,
-  Outcome,
-  Tier
-} from "../AuditEvent.js"
+import type { AuditEvent, AuditInput, Checkpoint, Hmacs } from "../AuditEvent.js"
 import type { AuditKeysShape } from "../AuditKeys.js"
 import type { AuditSinkShape } from "../AuditSink.js"
 import * as CheckpointCodec from "./checkpoint.js"
 import { GENESIS, seal, type Unsealed } from "./record.js"
 import { makeUlidFactory } from "./ulid.js"
+import { validInput } from "./validate.js"
 
 export interface WriterOptions {
   readonly instanceId?: string | undefined
@@ -43,11 +23,15 @@ export interface Writer {
   readonly checkpoint: Effect.Effect<Checkpoint, AuditUnavailable>
 }
 
+type Draft = { -readonly [K in keyof Omit<Unsealed, "id" | "stream" | "seq" | "ts" | "prevHash">]: Unsealed[K] }
+
 interface Item {
-  readonly event: Omit<Unsealed, "id" | "stream" | "seq" | "ts" | "prevHash">
+  readonly event: Draft
   readonly deferred: Deferred.Deferred<AuditEvent, AuditUnavailable>
   /** 0 queued, 1 taken by a batch, 2 abandoned by its caller */
   state: 0 | 1 | 2
+  /** Clock millis after which the append fails */
+  readonly deadline: number
 }
 
 interface Head {
@@ -57,20 +41,6 @@ interface Head {
   opened: boolean
 }
 
-const InputCheck = Schema.Struct({
-  actor: Actor,
-  action: Action,
-  outcome: Outcome,
-  capability: Schema.optional(Schema.String),
-  session: Schema.optional(Schema.String),
-  wallet: Schema.optional(Schema.String),
-  tier: Schema.optional(Tier),
-  reason: Schema.optional(Schema.String),
-  traceId: Schema.optional(Schema.String),
-  details: Schema.optional(Details),
-  hmac: Schema.optional(Hmacs)
-})
-const isValidInput = Schema.is(InputCheck)
 
 export const sanitizeInstanceId = (raw: string): string => {
   const cleaned = raw
@@ -120,8 +90,31 @@ export const makeWriter = (
     let inflight = false
     let closing = false
 
+    const outstanding = new Set<Item>()
+    const clock = yield* Effect.clock
+    const timeoutMillis = Duration.toMillis(appendTimeout)
+
     const failItems = (items: ReadonlyArray<Item>, error: AuditUnavailable) =>
-      Effect.forEach(items, (item) => Deferred.fail(item.deferred, error), { discard: true })
+      Effect.sync(() => {
+        const exit = Exit.fail(error)
+        for (const item of items) {
+          outstanding.delete(item)
+          Deferred.unsafeDone(item.deferred, exit)
+        }
+      })
+
+    // Fails appends whose deadline passed: one timer for all appends instead of one each.
+    const reap = Effect.sync(() => {
+      const now = clock.unsafeCurrentTimeMillis()
+      for (const item of outstanding) {
+        if (item.deadline <= now) {
+          outstanding.delete(item)
+          if (item.state === 0) item.state = 2
+          Deferred.unsafeDone(item.deferred, Exit.fail(unavailable("audit append timed out")))
+        }
+      }
+    })
+    const tick = Duration.millis(Math.max(5, Math.min(100, timeoutMillis / 10)))
 
     const flushOnce = Effect.gen(function* () {
       const taken = yield* Queue.takeBetween(queue, 1, maxBatch)
@@ -168,7 +161,9 @@ export const makeWriter = (
         head.seq = seq
         head.hash = prevHash
         for (let i = 0; i < live.length; i++) {
-          yield* Deferred.succeed(live[i]!.deferred, events[i]!)
+          const item = live[i]!
+          outstanding.delete(item)
+          Deferred.unsafeDone(item.deferred, Exit.succeed(events[i]!))
         }
         return
       }
@@ -182,6 +177,7 @@ export const makeWriter = (
     })
 
     const flusher = yield* Effect.forkDaemon(Effect.forever(flushOnce))
+    yield* Effect.forkScoped(Effect.forever(Effect.zipRight(Effect.sleep(tick), reap)))
 
     const sealCheckpoint = (final: boolean) =>
       Effect.gen(function* () {
@@ -248,58 +244,60 @@ export const makeWriter = (
       })
     )
 
+    const enqueue = (input: AuditInput, hmac: Hmacs | undefined) =>
+      Effect.suspend(() => {
+        const event: Draft = {
+          actor: { type: input.actor.type, id: input.actor.id },
+          action: input.action,
+          outcome: input.outcome,
+          details: input.details ?? {}
+        }
+        if (input.capability !== undefined) event.capability = input.capability
+        if (input.session !== undefined) event.session = input.session
+        if (input.wallet !== undefined) event.wallet = input.wallet
+        if (input.tier !== undefined) event.tier = input.tier
+        if (input.reason !== undefined) event.reason = input.reason
+        if (input.traceId !== undefined) event.traceId = input.traceId
+        if (hmac !== undefined) event.hmac = hmac
+        const item: Item = {
+          event,
+          deferred: Deferred.unsafeMake(FiberId.none),
+          state: 0,
+          deadline: clock.unsafeCurrentTimeMillis() + timeoutMillis
+        }
+        outstanding.add(item)
+        pending++
+        Queue.unsafeOffer(queue, item)
+        return Effect.onInterrupt(Deferred.await(item.deferred), () =>
+          Effect.sync(() => {
+            if (item.state === 0) item.state = 2
+            outstanding.delete(item)
+          })
+        )
+      })
+
     const append = (input: AuditInput): Effect.Effect<AuditEvent, AuditUnavailable> =>
       Effect.suspend(() => {
         if (closing) return Effect.fail(unavailable("audit log is closed"))
-        const { sensitive, ...plain } = input
-        if (!isValidInput(plain)) {
+        if (!validInput(input)) {
           return Effect.dieMessage(
             "invalid audit input: details must be finite scalars, action a dotted lowercase name"
           )
         }
-        if (pending >= maxPending) return Effect.fail(unavailable("audit backlog is full"))
+        if (outstanding.size >= maxPending) return Effect.fail(unavailable("audit backlog is full"))
+        const sensitive = input.sensitive
         const names = sensitive === undefined ? [] : Object.keys(sensitive)
-        const withHmac =
-          names.length === 0
-            ? Effect.succeed(input.hmac)
-            : Effect.map(
-                Effect.forEach(names, (name) =>
-                  Effect.map(
-                    keys.hmac(new TextEncoder().encode(Redacted.value(sensitive![name]!))),
-                    (mac) => [name, hex(mac)] as const
-                  )
-                ),
-                (pairs) => ({ ...input.hmac, ...Object.fromEntries(pairs) })
-              ).pipe(Effect.mapError(() => unavailable("audit key is unavailable")))
-        return Effect.flatMap(withHmac, (hmac) => {
-          const event: Item["event"] = {
-            actor: { type: input.actor.type, id: input.actor.id },
-            action: input.action,
-            outcome: input.outcome,
-            details: input.details ?? {},
-            ...(input.capability === undefined ? {} : { capability: input.capability }),
-            ...(input.session === undefined ? {} : { session: input.session }),
-            ...(input.wallet === undefined ? {} : { wallet: input.wallet }),
-            ...(input.tier === undefined ? {} : { tier: input.tier }),
-            ...(input.reason === undefined ? {} : { reason: input.reason }),
-            ...(input.traceId === undefined ? {} : { traceId: input.traceId }),
-            ...(hmac === undefined ? {} : { hmac })
-          }
-          const item: Item = { event, deferred: Deferred.unsafeMake(FiberId.none), state: 0 }
-          pending++
-          Queue.unsafeOffer(queue, item)
-          return Deferred.await(item.deferred).pipe(
-            Effect.timeoutFail({
-              duration: appendTimeout,
-              onTimeout: () => unavailable("audit append timed out")
-            }),
-            Effect.onExit(() =>
-              Effect.sync(() => {
-                if (item.state === 0) item.state = 2
-              })
-            )
+        if (names.length === 0) return enqueue(input, input.hmac)
+        return Effect.forEach(names, (name) =>
+          Effect.map(
+            keys.hmac(new TextEncoder().encode(Redacted.value(sensitive![name]!))),
+            (mac) => [name, hex(mac)] as const
           )
-        })
+        ).pipe(
+          Effect.mapError(() => unavailable("audit key is unavailable")),
+          Effect.timeoutFail({ duration: appendTimeout, onTimeout: () => unavailable("audit key timed out") }),
+          Effect.flatMap((pairs) => enqueue(input, { ...input.hmac, ...Object.fromEntries(pairs) }))
+        )
       })
 
     return {
