@@ -18,7 +18,7 @@ import { activeSession, coordination, jsonlAudit, sessionId } from "./support/st
 
 const DUE = 150
 const here = Path.dirname(new URL(import.meta.url).pathname)
-const tsx = Path.join(here, "..", "node_modules", ".bin", "tsx")
+const packageDir = Path.join(here, "..")
 
 const countExpiredLines = (dir: string): number => {
   let n = 0
@@ -69,11 +69,23 @@ describe("convergence after SIGKILL", () => {
           }
         }).pipe(Effect.provide(stack("seed")))
 
+        yield* Effect.log("seeded")
         // 2. A child sweeps; kill it once it has expired part of them.
         const child = spawn(
-          tsx,
-          [Path.join(here, "support", "sweepChild.ts"), "sweep", dataDir, keyringPath, auditDir, prefix],
+          process.execPath,
+          [
+            "--import",
+            "tsx",
+            Path.join(here, "support", "sweepChild.ts"),
+            "sweep",
+            dataDir,
+            keyringPath,
+            auditDir,
+            prefix
+          ],
           {
+            // The worker itself, not a launcher: SIGKILL must hit the process that holds the store.
+            cwd: packageDir,
             stdio: ["ignore", "pipe", "pipe"]
           }
         )
@@ -94,6 +106,7 @@ describe("convergence after SIGKILL", () => {
         const atKill = countExpiredLines(auditDir)
         assert.isBelow(atKill, DUE, "the kill landed before the sweep finished")
 
+        yield* Effect.log(`killed at ${atKill}`)
         // 3. Start again: converge.
         yield* Effect.gen(function* () {
           const result = yield* ExpirySweep.run({ batchSize: 5 })
