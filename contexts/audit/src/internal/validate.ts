@@ -11,14 +11,21 @@ const HEX64 = /^[0-9a-f]{64}$/
 const optionalString = (value: unknown) => value === undefined || typeof value === "string"
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype
+  typeof value === "object" &&
+  value !== null &&
+  !Array.isArray(value) &&
+  Object.getPrototypeOf(value) === Object.prototype
 
 /**
  * The same rules as the `AuditEvent` schema for the caller-supplied fields, written out by
  * hand because it runs on every append (the schema check costs several times more).
  */
 export const validInput = (input: AuditInput): boolean => {
-  if (!isRecord(input.actor) || !ACTOR_TYPES.has(input.actor.type as string) || typeof input.actor.id !== "string") {
+  if (
+    !isRecord(input.actor) ||
+    !ACTOR_TYPES.has(input.actor.type as string) ||
+    typeof input.actor.id !== "string"
+  ) {
     return false
   }
   if (typeof input.action !== "string" || !(KNOWN_ACTIONS.has(input.action) || ACTION.test(input.action))) {

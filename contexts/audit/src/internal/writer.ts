@@ -23,7 +23,9 @@ export interface Writer {
   readonly checkpoint: Effect.Effect<Checkpoint, AuditUnavailable>
 }
 
-type Draft = { -readonly [K in keyof Omit<Unsealed, "id" | "stream" | "seq" | "ts" | "prevHash">]: Unsealed[K] }
+type Draft = {
+  -readonly [K in keyof Omit<Unsealed, "id" | "stream" | "seq" | "ts" | "prevHash">]: Unsealed[K]
+}
 
 interface Item {
   readonly event: Draft
@@ -40,7 +42,6 @@ interface Head {
   hash: string
   opened: boolean
 }
-
 
 export const sanitizeInstanceId = (raw: string): string => {
   const cleaned = raw
@@ -295,7 +296,10 @@ export const makeWriter = (
           )
         ).pipe(
           Effect.mapError(() => unavailable("audit key is unavailable")),
-          Effect.timeoutFail({ duration: appendTimeout, onTimeout: () => unavailable("audit key timed out") }),
+          Effect.timeoutFail({
+            duration: appendTimeout,
+            onTimeout: () => unavailable("audit key timed out")
+          }),
           Effect.flatMap((pairs) => enqueue(input, { ...input.hmac, ...Object.fromEntries(pairs) }))
         )
       })
