@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomFillSync } from "node:crypto"
+import { createCipheriv, createDecipheriv, type KeyObject, randomFillSync } from "node:crypto"
 
 /** AES-256-GCM parameters used everywhere in key custody. */
 export const KEY_BYTES = 32
@@ -9,7 +9,7 @@ export const TAG_BYTES = 16
  * AES-256-GCM encrypt; returns ciphertext || tag (tag = the last 16 bytes).
  */
 export const gcmSeal = (
-  key: Uint8Array,
+  key: Uint8Array | KeyObject,
   nonce: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array
@@ -27,12 +27,13 @@ export const gcmSeal = (
  * length, AAD...). Callers turn `undefined` into `DecryptFailed` without saying why.
  */
 export const gcmOpen = (
-  key: Uint8Array,
+  key: Uint8Array | KeyObject,
   nonce: Uint8Array,
   sealed: Uint8Array,
   aad: Uint8Array
 ): Buffer | undefined => {
-  if (key.length !== KEY_BYTES || nonce.length !== NONCE_BYTES || sealed.length < TAG_BYTES) return undefined
+  const keyBytes = key instanceof Uint8Array ? key.length : key.symmetricKeySize
+  if (keyBytes !== KEY_BYTES || nonce.length !== NONCE_BYTES || sealed.length < TAG_BYTES) return undefined
   try {
     const decipher = createDecipheriv("aes-256-gcm", key, nonce, { authTagLength: TAG_BYTES })
     decipher.setAAD(aad)

@@ -7,6 +7,7 @@
  *      └─ per-secret-version DEKs, AES-256-GCM-wrapped under the wallet's KEK, AAD = context
  *   └─ the system root secret (SystemKeys), wrapped under a UMK version
  */
+import { createSecretKey, type KeyObject } from "node:crypto"
 import { Effect, Redacted } from "effect"
 import {
   DecryptFailed,
@@ -133,7 +134,8 @@ export const memoryStorage: Storage = {
  */
 export class KeyringCore {
   private umks = new Map<number, Buffer>()
-  private keks = new Map<string, Buffer>()
+  // KEKs as KeyObjects: node:crypto skips re-importing the raw key on every wrap/unwrap.
+  private keks = new Map<string, KeyObject>()
   private systemRoot: Buffer
 
   private constructor(
@@ -173,7 +175,7 @@ export class KeyringCore {
       umks.set(umk.version, key)
     }
     if (!umks.has(doc.primary)) return `primary master key umk-v${doc.primary} is missing`
-    const keks = new Map<string, Buffer>()
+    const keks = new Map<string, KeyObject>()
     for (const [wallet, record] of Object.entries(doc.wallets)) {
       for (const kek of record.keks) {
         const umkKey = umks.get(kek.umk)
@@ -187,7 +189,8 @@ export class KeyringCore {
         if (key === undefined || key.length !== KEY_BYTES) {
           return `wallet key ${localKeyId(wallet, kek.version)} does not decrypt under umk-v${kek.umk}`
         }
-        keks.set(`${wallet}\u0000${kek.version}`, key)
+        keks.set(`${wallet}\u0000${kek.version}`, createSecretKey(key))
+        key.fill(0)
       }
     }
     const systemUmk = umks.get(doc.system.umk)
@@ -201,7 +204,6 @@ export class KeyringCore {
     )
     if (root === undefined || root.length !== KEY_BYTES) return "the system root does not decrypt"
     for (const b of this.umks.values()) b.fill(0)
-    for (const b of this.keks.values()) b.fill(0)
     this.systemRoot.fill(0)
     this.umks = umks
     this.keks = keks
@@ -260,7 +262,7 @@ export class KeyringCore {
     )
   }
 
-  private currentKek(wallet: string): Effect.Effect<{ version: number; key: Buffer }, KeyringWriteFailed> {
+  private currentKek(wallet: string): Effect.Effect<{ version: number; key: KeyObject }, KeyringWriteFailed> {
     const existing = this.currentKekSync(wallet)
     if (existing !== undefined) return Effect.succeed(existing)
     return this.mutate(() => {
@@ -278,7 +280,7 @@ export class KeyringCore {
     })
   }
 
-  private currentKekSync(wallet: string): { version: number; key: Buffer } | undefined {
+  private currentKekSync(wallet: string): { version: number; key: KeyObject } | undefined {
     const record = this.doc.wallets[wallet]
     if (record === undefined) return undefined
     const kek = record.keks.find((k) => k.version === record.current)
@@ -301,7 +303,7 @@ export class KeyringCore {
 
   private wrapDek(
     context: EncryptionContext,
-    kek: { version: number; key: Buffer },
+    kek: { version: number; key: KeyObject },
     dek: Uint8Array
   ): Uint8Array {
     const out = Buffer.allocUnsafe(WRAPPED_DEK_BYTES)
@@ -319,7 +321,7 @@ export class KeyringCore {
     context: EncryptionContext,
     wrapped: Uint8Array,
     keyId: string
-  ): Effect.Effect<{ version: number; key: Buffer }, KeyNotFound | DecryptFailed | KeyringWriteFailed> {
+  ): Effect.Effect<{ version: number; key: KeyObject }, KeyNotFound | DecryptFailed | KeyringWriteFailed> {
     if (wrapped.length !== WRAPPED_DEK_BYTES || wrapped[0] !== WRAP_FORMAT)
       return Effect.fail(new DecryptFailed())
     const version = Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).readUInt32BE(1)
@@ -338,7 +340,7 @@ export class KeyringCore {
     wallet: string,
     version: number,
     keyId: string
-  ): { version: number; key: Buffer } | KeyNotFound {
+  ): { version: number; key: KeyObject } | KeyNotFound {
     const context = { wallet }
     const key = this.keks.get(`${wallet}\u0000${version}`)
     if (key !== undefined) return { version, key }
@@ -354,7 +356,7 @@ export class KeyringCore {
   private unwrapDek(
     context: EncryptionContext,
     wrapped: Uint8Array,
-    kek: { version: number; key: Buffer }
+    kek: { version: number; key: KeyObject }
   ): Effect.Effect<Buffer, DecryptFailed> {
     const header = wrapped.subarray(0, WRAP_HEADER)
     const nonce = wrapped.subarray(WRAP_HEADER, WRAP_HEADER + NONCE_BYTES)
@@ -365,7 +367,7 @@ export class KeyringCore {
       : Effect.succeed(dek)
   }
 
-  private dataKey(context: EncryptionContext, kek: { version: number; key: Buffer }): DataKey {
+  private dataKey(context: EncryptionContext, kek: { version: number; key: KeyObject }): DataKey {
     const dek = freshKey()
     const wrapped = this.wrapDek(context, kek, dek)
     return { plaintext: Redacted.make(own(dek)), wrapped, keyId: localKeyId(context.wallet, kek.version) }
@@ -403,7 +405,7 @@ export class KeyringCore {
   private unwrapToRedacted(
     context: EncryptionContext,
     wrapped: Uint8Array,
-    kek: { version: number; key: Buffer }
+    kek: { version: number; key: KeyObject }
   ): Effect.Effect<Redacted.Redacted<Uint8Array>, DecryptFailed> {
     const header = wrapped.subarray(0, WRAP_HEADER)
     const dek = gcmOpen(
@@ -422,7 +424,7 @@ export class KeyringCore {
     context: EncryptionContext,
     wrapped: Uint8Array,
     keyId: string
-  ): { version: number; key: Buffer } | DecryptFailed | undefined {
+  ): { version: number; key: KeyObject } | DecryptFailed | undefined {
     if (wrapped.length !== WRAPPED_DEK_BYTES || wrapped[0] !== WRAP_FORMAT) return new DecryptFailed()
     const version = ((wrapped[1]! << 24) | (wrapped[2]! << 16) | (wrapped[3]! << 8) | wrapped[4]!) >>> 0
     if (keyId !== localKeyId(context.wallet, version)) return new DecryptFailed()
