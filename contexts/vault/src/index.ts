@@ -1,0 +1,8 @@
+/**
+ * `@aap/vault`: the envelope-encrypted secret store per wallet (DESIGN §7).
+ *
+ * @since 0.1.0
+ */
+export * as Secret from "./Secret.js"
+export * as SecretStore from "./SecretStore.js"
+export * as VaultError from "./VaultError.js"
