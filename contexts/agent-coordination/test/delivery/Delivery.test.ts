@@ -10,6 +10,7 @@ import { OidcIssuer } from "../../src/delivery/OidcIssuer.js"
 import * as ProvisionedKeys from "../../src/delivery/ProvisionedKeys.js"
 import * as FakeOpenRouter from "./support/fakeOpenRouter.js"
 import * as H from "./support/harness.js"
+import { registerLiveAwsTests } from "./support/liveAws.js"
 import * as OpenSsh from "./support/openssh.js"
 
 const inEnv = <A, E>(
@@ -287,11 +288,11 @@ describe("bearer-token with per-grant provisioning (OpenRouter over HTTP)", () =
               assert.deepStrictEqual(yield* delivery.release(s.id), { revoked: 0, failed: 0 })
 
               // The sweep finds keys whose session deadline passed, without knowing the session.
-              const s2 = yield* env.session(H.codex, "openrouter-metered", 600)
+              const s2 = yield* env.session(H.codex, "openrouter-metered", 5)
               yield* deliver(H.codex, s2.id)
               assert.strictEqual(fake.keys.size, 1)
               assert.deepStrictEqual(yield* delivery.releaseDue(100), { revoked: 0, failed: 0 })
-              yield* TestClock.adjust("601 seconds")
+              yield* TestClock.adjust("6 seconds")
               assert.deepStrictEqual(yield* delivery.releaseDue(100), { revoked: 1, failed: 0 })
               assert.strictEqual(fake.keys.size, 0)
               assert.deepStrictEqual(yield* keys.due(Math.floor(H.T0 / 1000) + 10_000, 100), [])
@@ -524,3 +525,6 @@ describe("wrapped-command", () => {
     )
   )
 })
+
+// Opt-in, against real AWS: registered only when asked for, never reported when it did not run.
+if (process.env.AAP_LIVE_AWS === "1") registerLiveAwsTests()
