@@ -114,9 +114,11 @@ export const seal = (
       )
       if (typeof value === "string") bytes.fill(0)
       wipe(dataKey.plaintext)
+      // Copies in their own memory: what is stored never shares an ArrayBuffer with Node's
+      // allocation pool (a consumer reading `.buffer` must not see other data).
       return {
-        ciphertext,
-        nonce,
+        ciphertext: new Uint8Array(ciphertext),
+        nonce: new Uint8Array(nonce),
         wrappedDek: dataKey.wrapped,
         keyId: dataKey.keyId
       }

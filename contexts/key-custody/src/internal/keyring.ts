@@ -306,7 +306,7 @@ export class KeyringCore {
     kek: { version: number; key: KeyObject },
     dek: Uint8Array
   ): Uint8Array {
-    const out = Buffer.allocUnsafe(WRAPPED_DEK_BYTES)
+    const out = Buffer.alloc(WRAPPED_DEK_BYTES) // own memory, not a slice of Node's pool
     out.writeUInt8(WRAP_FORMAT, 0)
     out.writeUInt32BE(kek.version, 1)
     const nonce = freshNonce()
