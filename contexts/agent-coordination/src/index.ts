@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export * as Api from "./Api.js"
+export * as Coordination from "./Coordination.js"
 export * as CoordinationStore from "./CoordinationStore.js"
 export * as CurrentCatalog from "./CurrentCatalog.js"
 export * as Delivery from "./Delivery.js"

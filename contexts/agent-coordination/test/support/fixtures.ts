@@ -5,13 +5,11 @@ import { SystemKeys } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
 import { Effect, Either, Layer, Redacted } from "effect"
 import * as TestServices from "effect/TestServices"
+import * as Coordination from "../../src/Coordination.js"
 import * as CoordinationStore from "../../src/CoordinationStore.js"
 import * as CurrentCatalog from "../../src/CurrentCatalog.js"
-import * as Identities from "../../src/Identities.js"
-import * as IdentityRepository from "../../src/IdentityRepository.js"
 import * as Principal from "../../src/Principal.js"
-import * as SessionRepository from "../../src/SessionRepository.js"
-import * as Sessions from "../../src/Sessions.js"
+import type * as Sessions from "../../src/Sessions.js"
 
 export const catalogYaml = `schemaVersion: 1
 agents:
@@ -58,19 +56,14 @@ export const mallory = Principal.operator("mallory")
 export const services = <R = never>(
   store: Layer.Layer<CoordinationStore.CoordinationStore, unknown, R>,
   limits: Partial<Sessions.Limits> = {}
-) => {
-  const repos = Layer.mergeAll(SessionRepository.layer, IdentityRepository.layer).pipe(
-    Layer.provideMerge(store),
+) =>
+  Coordination.layerWith(store, limits).pipe(
+    Layer.provideMerge(CurrentCatalog.layer(catalog)),
+    Layer.provideMerge(AuditLog.layerMemory),
     // a fixed root per build: `SystemKeys.layerMemory` is `Layer.fresh`, so under
     // `provideMerge` the repositories and the output would get different keys
     Layer.provideMerge(SystemKeys.layerFromRoot(Redacted.make(new Uint8Array(randomBytes(32)))))
   )
-  return Layer.mergeAll(Sessions.layer(limits), Identities.layer).pipe(
-    Layer.provideMerge(repos),
-    Layer.provideMerge(CurrentCatalog.layer(catalog)),
-    Layer.provideMerge(AuditLog.layerMemory)
-  )
-}
 
 let counter = 0
 
