@@ -1,7 +1,7 @@
 /**
  * The broker as an OpenID Connect issuer for AWS `AssumeRoleWithWebIdentity` (Class A).
  *
- * The ES256 signing keys live ENCRYPTED IN THE VAULT, in the system wallet (`_system`, a name no
+ * The ES256 signing keys live ENCRYPTED IN THE VAULT, in the system wallet (`aap.system`, a name no
  * catalog wallet can take) under `oidc/signing-key`, as one JSON keyring: the newest key signs,
  * retired keys stay published in the JWKS until every token they signed has expired (ADR 0046).
  * `discovery` and `jwks` are plain data the broker serves at `/.well-known/openid-configuration`
@@ -20,8 +20,11 @@ export const STS_AUDIENCE = "sts.amazonaws.com"
 /** The claim under which AWS reads session tags from a web-identity token. */
 export const AWS_TAGS_CLAIM = "https://aws.amazon.com/tags"
 
-/** The vault wallet for broker-owned material; `_` is not allowed in a catalog wallet's first character. */
-export const SYSTEM_WALLET = "_system"
+/**
+ * The vault wallet for broker-owned material. The vault accepts `.` in a wallet name; a catalog
+ * wallet id cannot contain one, so no agent can ever be given this wallet (ADR 0046).
+ */
+export const SYSTEM_WALLET = "aap.system"
 
 /** The vault name of the issuer keyring inside the system wallet. */
 export const SIGNING_KEY_SECRET = "oidc/signing-key"

@@ -10,6 +10,7 @@
  * @since 0.1.0
  */
 import type { Catalog } from "@aap/catalog"
+import { SecretStore } from "@aap/vault"
 import { Context, Data, type DateTime, Effect, Layer, Option, Redacted } from "effect"
 import type { Tampered, Unavailable } from "../Errors.js"
 import { SessionRepository } from "../SessionRepository.js"
@@ -131,3 +132,30 @@ export const secretsMemory = (
       put: (wallet, name, value) => Effect.sync(() => void store.set(`${wallet}\u0000${name}`, value))
     })
   })
+
+/**
+ * Over `@aap/vault`'s `SecretStore` (envelope-encrypted, memory or DynamoDB). A missing or
+ * deleted secret is `SecretMissing`; every other vault failure (store, keys, integrity) is
+ * `SecretsUnavailable` with the vault error's tag as reason — never a value.
+ */
+export const secretsFromVault: Layer.Layer<Secrets, never, SecretStore.SecretStore> = Layer.effect(
+  Secrets,
+  Effect.map(SecretStore.SecretStore, (vault) =>
+    Secrets.of({
+      get: (wallet, name) =>
+        vault.get(wallet, name).pipe(
+          Effect.map((secret) => secret.value),
+          Effect.mapError((e) =>
+            e._tag === "SecretNotFound"
+              ? new SecretMissing({ wallet, name })
+              : new SecretsUnavailable({ reason: e._tag })
+          )
+        ),
+      put: (wallet, name, value) =>
+        vault.put(wallet, name, value).pipe(
+          Effect.asVoid,
+          Effect.mapError((e) => new SecretsUnavailable({ reason: e._tag }))
+        )
+    })
+  )
+)

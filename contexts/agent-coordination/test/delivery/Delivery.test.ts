@@ -378,8 +378,8 @@ describe("aws-sts (AssumeRoleWithWebIdentity at the SDK boundary)", () => {
         ])
         // The only vault read is the issuer key, in the system wallet.
         assert.deepStrictEqual(env.counters.vaultReadNames, [
-          "_system/oidc/signing-key",
-          "_system/oidc/signing-key"
+          "aap.system/oidc/signing-key",
+          "aap.system/oidc/signing-key"
         ])
       })
     )

@@ -1,3 +1,7 @@
+import { KeyProvider } from "@aap/key-custody"
+import { DynamoDb } from "@aap/local-stack"
+import { SecretStore } from "@aap/vault"
+import { ScanCommand } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted, Ref, TestClock } from "effect"
 import * as Jose from "jose"
@@ -76,7 +80,9 @@ describe("OidcIssuer", () => {
         yield* TestClock.adjust("61 seconds")
         yield* issuer.mint(subject)
         assert.strictEqual(yield* Ref.get(reads), r1 + 1)
-        const stored = yield* Ports.Secrets.pipe(Effect.flatMap((s) => s.get("_system", "oidc/signing-key")))
+        const stored = yield* Ports.Secrets.pipe(
+          Effect.flatMap((s) => s.get("aap.system", "oidc/signing-key"))
+        )
         assert.include(Redacted.value(stored), '"d"')
       }).pipe(
         Effect.provide(
@@ -163,7 +169,7 @@ describe("OidcIssuer", () => {
           Effect.flatMap((i) => i.jwks),
           Effect.provide(
             OidcIssuer.layer({ issuer: "https://i" }).pipe(
-              Layer.provide(Ports.secretsMemory([["_system", "oidc/signing-key", '{"CANARY":1}']]))
+              Layer.provide(Ports.secretsMemory([["aap.system", "oidc/signing-key", '{"CANARY":1}']]))
             )
           )
         )
@@ -171,5 +177,36 @@ describe("OidcIssuer", () => {
       assert.strictEqual(e2._tag, "OidcUnavailable")
       assert.notInclude(JSON.stringify(e2), "CANARY")
     })
+  )
+})
+
+describe("OidcIssuer over the real vault on dynalite", () => {
+  it.effect("the issuer keyring is stored encrypted: the raw table item holds no private key", () =>
+    Effect.gen(function* () {
+      const issuer = yield* OidcIssuer.OidcIssuer
+      const minted = yield* issuer.mint(subject)
+      const { client, tables } = yield* DynamoDb.DynamoDb
+      const items = yield* Effect.promise(() => client.send(new ScanCommand({ TableName: tables.vault })))
+      const raw = JSON.stringify(items.Items)
+      assert.include(raw, "aap.system")
+      assert.include(raw, "oidc/signing-key")
+      // Neither the JSON keyring nor any part of the private key appears in the stored item.
+      assert.notInclude(raw, '"d"')
+      assert.notInclude(raw, minted.kid)
+      assert.notInclude(raw, "P-256")
+      // And it decrypts back through the vault: a second issuer built over the same vault signs with the same key.
+      const again = yield* OidcIssuer.make({ ...OidcIssuer.defaults, issuer: "https://issuer.example" })
+      const second = yield* again.mint(subject)
+      assert.strictEqual(second.kid, minted.kid)
+    }).pipe(
+      Effect.provide(
+        OidcIssuer.layer({ issuer: "https://issuer.example" }).pipe(
+          Layer.provideMerge(Ports.secretsFromVault),
+          Layer.provideMerge(SecretStore.layerDynamoDb),
+          Layer.provideMerge(Layer.merge(DynamoDb.layerEmbedded(), KeyProvider.layerMemory)),
+          Layer.orDie
+        )
+      )
+    )
   )
 })

@@ -1,12 +1,14 @@
 /**
- * The delivery service wired with real components where they exist (audit log in memory with a
- * real hash chain, coordination store in memory, OIDC issuer, OpenRouter adapter over HTTP)
+ * The delivery service wired with real components where they exist (the vault with envelope
+ * encryption, audit log in memory with a real hash chain, coordination store in memory, OIDC
+ * issuer, OpenRouter adapter over HTTP)
  * and counting test layers at the boundaries the invariant is about (vault reads, STS calls).
  */
 
 import { AuditLog, AuditReader, AuditSink } from "@aap/audit"
 import { Catalog } from "@aap/catalog"
-import { SystemKeys } from "@aap/key-custody"
+import { KeyProvider, SystemKeys } from "@aap/key-custody"
+import { SecretStore } from "@aap/vault"
 import { AssumeRoleWithWebIdentityCommand, STSClient } from "@aws-sdk/client-sts"
 import { FetchHttpClient } from "@effect/platform"
 import { mockClient } from "aws-sdk-client-mock"
@@ -182,6 +184,21 @@ export const secretsSeed: ReadonlyArray<readonly [string, string, string]> = [
   ["codex", "ssh/ca-key", Redacted.value(caKey)]
 ]
 
+/** The real vault (envelope encryption, in-memory backend) behind the `Secrets` port, seeded. */
+export const vaultSecrets: Layer.Layer<Ports.Secrets> = Layer.effect(
+  Ports.Secrets,
+  Effect.gen(function* () {
+    const secrets = yield* Ports.Secrets
+    for (const [wallet, name, value] of secretsSeed) yield* secrets.put(wallet, name, Redacted.make(value))
+    return secrets
+  })
+).pipe(
+  Layer.provide(Ports.secretsFromVault),
+  Layer.provide(SecretStore.layerMemory),
+  Layer.provide(KeyProvider.layerMemory),
+  Layer.orDie
+)
+
 export const stsMock = () => {
   const sts = mockClient(STSClient)
   sts
@@ -223,7 +240,7 @@ export const makeEnv = (options: {
         put: inner.put
       })
     )
-  ).pipe(Layer.provide(Ports.secretsMemory(secretsSeed)))
+  ).pipe(Layer.provide(vaultSecrets))
 
   const noProvisioner = Layer.succeed(
     Provisioner.Provisioner,

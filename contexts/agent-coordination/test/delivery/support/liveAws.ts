@@ -75,7 +75,7 @@ export const registerLiveAwsTests = (): void => {
             Layer.mergeAll(
               Ports.sessionsFromMap(new Map([[session.id, session]])),
               CurrentCatalog.layer(catalog),
-              Ports.secretsMemory([["_system", OidcIssuer.SIGNING_KEY_SECRET, keyring]]),
+              Ports.secretsMemory([[OidcIssuer.SYSTEM_WALLET, OidcIssuer.SIGNING_KEY_SECRET, keyring]]),
               AwsCredentials.layerStsClients,
               Layer.succeed(Provisioner.Provisioner, {
                 provider: "none",
