@@ -18,7 +18,7 @@ import {
 import * as AuditKeys from "./AuditKeys.js"
 import * as AuditSink from "./AuditSink.js"
 import * as CheckpointCodec from "./internal/checkpoint.js"
-import { fastLink, type Link, parseLine, readLine } from "./internal/record.js"
+import { fastLinkBytes, type Link, parseLine, readLine } from "./internal/record.js"
 import { ulidTime } from "./internal/ulid.js"
 
 /**
@@ -193,14 +193,21 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
       // a record with a later seq than expected: a gap, unless the next record is the
       // expected one (then the two were swapped)
       let ahead: number | undefined
-      yield* Stream.runForEachChunk(sink.scan(stream, 1), (chunk) =>
+      const streamBytes = Buffer.from(`${stream}"`, "latin1")
+      yield* Stream.runForEach(sink.bytes(stream), (chunk) =>
         Effect.sync(() => {
           if (broken) return
-          for (const { line } of chunk) {
+          const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
+          let start = 0
+          while (start < buffer.length) {
+            let end = buffer.indexOf(10, start)
+            if (end < 0) end = buffer.length
+            const lineStart = start
+            start = end + 1
             const seq = prevSeq + 1
-            let link: Link | undefined = fastLink(line)
+            let link: Link | undefined = fastLinkBytes(buffer, lineStart, end, streamBytes, stream)
             if (link === undefined) {
-              const parsed = parseLine(line)
+              const parsed = parseLine(buffer.toString("utf8", lineStart, end))
               if (ahead !== undefined) {
                 note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
                 broken = true
@@ -217,7 +224,7 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
               if (link.seq === seq) note(seq, "out-of-order", `seq ${ahead} comes before seq ${seq}`)
               else note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
             } else if (link.stream !== stream) {
-              note(seq, "wrong-stream", `record names stream ${link.stream}`)
+              note(seq, "wrong-stream", "record names another stream")
             } else if (link.seq > seq) {
               ahead = link.seq
               continue

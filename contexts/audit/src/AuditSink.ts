@@ -57,6 +57,12 @@ export interface AuditSinkShape {
   readonly streams: Effect.Effect<ReadonlyArray<string>, AuditSinkError>
   /** The records of a stream from position `from` on, in order. */
   readonly scan: (stream: string, from: number) => Stream.Stream<StoredLine, AuditSinkError>
+  /**
+   * The records of a stream as UTF-8 bytes, newline-terminated lines, in order, in chunks
+   * that end on a line boundary (for `verify`, which hashes the bytes in place: each chunk is
+   * a fresh buffer the consumer may modify).
+   */
+  readonly bytes: (stream: string) => Stream.Stream<Uint8Array, AuditSinkError>
   /** Durably store a checkpoint line of a stream. */
   readonly writeCheckpoint: (stream: string, seq: number, line: string) => Effect.Effect<void, AuditSinkError>
   /** The checkpoint lines of a stream, oldest first. */
@@ -190,6 +196,19 @@ export const layerMemory: Layer.Layer<AuditSink | MemorySink> = Layer.effectCont
                   .slice(Math.max(0, from - 1))
                   .map((line, i) => ({ position: Math.max(1, from) + i, line }))
               )
+            })
+          )
+        ),
+      bytes: (stream) =>
+        Stream.unwrap(
+          gate(
+            state,
+            "bytes",
+            Effect.sync(() => {
+              const lines = state.records.get(stream) ?? []
+              return lines.length === 0
+                ? Stream.empty
+                : Stream.make(new Uint8Array(Buffer.from(lines.join("\n") + "\n", "utf8")))
             })
           )
         ),

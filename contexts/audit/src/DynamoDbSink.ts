@@ -168,6 +168,15 @@ export const make = (options: Options = {}): Effect.Effect<AuditSinkShape, never
         query(`stream#${stream}`, padSeq(Math.max(1, from)), "scan").pipe(
           Stream.map((item): StoredLine => ({ position: Number(item.SK?.S ?? "0"), line: lineOf(item) }))
         ),
+      bytes: (stream) =>
+        query(`stream#${stream}`, undefined, "bytes").pipe(
+          Stream.chunks,
+          Stream.map((items) => {
+            let text = ""
+            for (const item of items) text += lineOf(item) + "\n"
+            return new Uint8Array(Buffer.from(text, "utf8"))
+          })
+        ),
       writeCheckpoint: (stream, seq, line) =>
         DynamoDb.use("writeCheckpoint", (client, signal) =>
           client.send(

@@ -283,6 +283,24 @@ export const make = (
             })
           )
         ),
+      bytes: (stream) =>
+        Stream.unwrap(
+          checkId("bytes", stream).pipe(
+            Effect.zipRight(attempt("bytes", () => segmentsOf(Path.join(dir, stream)))),
+            Effect.map((segments) =>
+              Stream.fromIterable(segments).pipe(
+                Stream.mapEffect((name) =>
+                  attempt("bytes", async () => {
+                    const content = await Fs.readFile(Path.join(dir, stream, name))
+                    // drop bytes after the last newline: a torn line, never a record
+                    return new Uint8Array(content.buffer, content.byteOffset, content.lastIndexOf(0x0a) + 1)
+                  })
+                ),
+                Stream.filter((chunk) => chunk.length > 0)
+              )
+            )
+          )
+        ),
       writeCheckpoint: (stream, _seq, line) =>
         checkId("writeCheckpoint", stream).pipe(
           Effect.zipRight(

@@ -90,6 +90,55 @@ export const fastLink = (line: string): Link | undefined => {
   return { seq, hash, prevHash, stream: line.slice(st + 10, streamEnd) }
 }
 
+const PREFIX_BYTES = Buffer.from(PREFIX, "latin1")
+const PREV_HASH = Buffer.from('"prevHash":"', "latin1")
+const SEQ = Buffer.from('"seq":', "latin1")
+const STREAM = Buffer.from('"stream":"', "latin1")
+
+/**
+ * `fastLink` over the bytes `[start, end)` of a buffer of lines, hashing in place: the `,`
+ * after the hash member is briefly replaced by `{` so the hash input is a view, not a copy.
+ * `stream` is the expected stream id: a mismatch is reported as `stream: ""`.
+ */
+export const fastLinkBytes = (
+  buffer: Buffer,
+  start: number,
+  end: number,
+  stream: Buffer,
+  streamId: string
+): Link | undefined => {
+  if (
+    end - start < 120 ||
+    buffer.compare(PREFIX_BYTES, 0, 9, start, start + 9) !== 0 ||
+    buffer[start + 73] !== 34 ||
+    buffer[start + 74] !== 44
+  ) {
+    return undefined
+  }
+  buffer[start + 74] = 123
+  const computed = Crypto.hash("sha256", buffer.subarray(start + 74, end), "hex")
+  buffer[start + 74] = 44
+  const hash = buffer.toString("latin1", start + 9, start + 73)
+  if (computed !== hash) return undefined
+  const p = buffer.lastIndexOf(PREV_HASH, end)
+  const s = buffer.lastIndexOf(SEQ, end)
+  const st = buffer.lastIndexOf(STREAM, end)
+  if (p < start || s < start || st < start) return undefined
+  let seq = 0
+  for (let i = s + 6; i < end; i++) {
+    const c = buffer[i]!
+    if (c < 48 || c > 57) break
+    seq = seq * 10 + (c - 48)
+  }
+  const sameStream = buffer.compare(stream, 0, stream.length, st + 10, st + 10 + stream.length) === 0
+  return {
+    seq,
+    hash,
+    prevHash: buffer.toString("latin1", p + 12, p + 76),
+    stream: sameStream ? streamId : ""
+  }
+}
+
 const decodeEvent = Schema.decodeUnknownEither(AuditEvent)
 
 export type Parsed =
