@@ -24,7 +24,7 @@ import { Context, Effect, Layer, type Redacted } from "effect"
 import { makeDynamoBackend, tableSpec as vaultTableSpec } from "./internal/dynamo.js"
 import { makeMemoryBackend } from "./internal/memory.js"
 import { makeStore } from "./internal/store.js"
-import type { SecretSummary } from "./Secret.js"
+import type { SecretSummary, SecretVersion } from "./Secret.js"
 import {
   type DeleteError,
   type GetError,
@@ -34,14 +34,13 @@ import {
 } from "./VaultError.js"
 
 /** A written version (put) or tombstone (delete). */
-export interface Written {
+export type Written = SecretVersion
+
+/** A secret as read: its value stays `Redacted` until it is written to the wire. */
+export interface Secret {
   readonly name: string
   readonly version: number
   readonly createdAt: Date
-}
-
-/** A secret as read: its value stays `Redacted` until it is written to the wire. */
-export interface Secret extends Written {
   readonly value: Redacted.Redacted<string>
 }
 

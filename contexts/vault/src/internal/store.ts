@@ -111,7 +111,11 @@ export const makeStore = (backend: Backend, keys: KeyProvider.KeyProviderShape):
             withKeys
           )
         )
-        return { name, version: written.version, createdAt: new Date(written.createdAt) }
+        return new Secret.SecretVersion({
+          name,
+          version: written.version,
+          createdAt: new Date(written.createdAt)
+        })
       }).pipe(Effect.withSpan("SecretStore.put", { attributes: { wallet, name } })),
 
     get: (wallet, name, version) =>
@@ -177,7 +181,11 @@ export const makeStore = (backend: Backend, keys: KeyProvider.KeyProviderShape):
             ? Effect.fail(notFound(wallet, name))
             : Effect.succeed(Option.none())
         )
-        return { name, version: written.version, createdAt: new Date(written.createdAt) }
+        return new Secret.SecretVersion({
+          name,
+          version: written.version,
+          createdAt: new Date(written.createdAt)
+        })
       }).pipe(Effect.withSpan("SecretStore.delete", { attributes: { wallet, name } }))
   }
 }
