@@ -3,7 +3,9 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted } from "effect"
+import { Delivery } from "../../src/Delivery.js"
 import * as SshCertificate from "../../src/delivery/SshCertificate.js"
+import * as H from "./support/harness.js"
 import * as OpenSsh from "./support/openssh.js"
 
 const user = Os.userInfo().username
@@ -121,5 +123,38 @@ describe("SshCertificate with real OpenSSH", () => {
       assert.strictEqual(e._tag, "InvalidCaKey")
       assert.notInclude(JSON.stringify(e), "CANARY")
     })
+  )
+})
+
+describe("ssh-certificate delivery end to end (real clock, real sshd)", () => {
+  it.scopedLive(
+    "a delivered certificate logs in while the session lasts and is refused once it has ended",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* OpenSsh.tempDir
+        const { env, layer } = H.makeEnv({})
+        yield* Effect.addFinalizer(() => Effect.sync(() => env.sts.restore()))
+        const ca = yield* SshCertificate.loadAuthority(H.caKey)
+        const server = yield* OpenSsh.sshd(dir, ca.publicKeyLine, ["deploy", "ops", user])
+        const agent = yield* OpenSsh.keygen(dir, "agent")
+        const file = `${agent.file}-cert.pub`
+        const session = yield* env.session(H.codex, "ssh-platform-host", 4)
+        const out = yield* Effect.flatMap(Delivery, (d) =>
+          d.deliver(H.codex, session.id, { publicKey: agent.publicKey })
+        ).pipe(Effect.provide(layer))
+        if (out.credential._tag !== "ssh-certificate") return assert.fail("expected a certificate")
+        yield* Effect.promise(() =>
+          Fs.writeFile(
+            file,
+            `${out.credential._tag === "ssh-certificate" ? out.credential.certificate : ""}\n`
+          )
+        )
+        const during = yield* OpenSsh.sshLogin(server.port, user, agent.file, file)
+        assert.strictEqual(during.code, 0, `${during.stderr}\n${server.log.join("")}`)
+        yield* Effect.sleep("5 seconds")
+        const after = yield* OpenSsh.sshLogin(server.port, user, agent.file, file)
+        assert.notStrictEqual(after.code, 0)
+        assert.notInclude(after.stdout, "aap-login-ok")
+      })
   )
 })

@@ -45,7 +45,7 @@ const freePort = Effect.promise(
 )
 
 /** An sshd on loopback trusting `caPublicKeyLine` for user certificates; stopped with the scope. */
-export const sshd = (dir: string, caPublicKeyLine: string) =>
+export const sshd = (dir: string, caPublicKeyLine: string, principals: ReadonlyArray<string> = ["deploy"]) =>
   Effect.gen(function* () {
     const host = yield* keygen(dir, "host_ed25519")
     const ca = Path.join(dir, "trusted_ca.pub")
@@ -75,7 +75,7 @@ export const sshd = (dir: string, caPublicKeyLine: string) =>
         ].join("\n")
       )
     )
-    yield* Effect.promise(() => Fs.writeFile(Path.join(dir, "principals"), "deploy\n"))
+    yield* Effect.promise(() => Fs.writeFile(Path.join(dir, "principals"), `${principals.join("\n")}\n`))
     yield* Effect.promise(() => Fs.mkdir("/run/sshd", { recursive: true }))
     const log: Array<string> = []
     yield* Effect.acquireRelease(
