@@ -19,7 +19,7 @@
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Chunk, Config, type ConfigError, Effect, Layer, Stream } from "effect"
 import { AuditSink, AuditSinkError, type AuditSinkShape, type StoredLine } from "./AuditSink.js"
 import { padSeq } from "./internal/record.js"
 
@@ -356,4 +356,17 @@ export const layer = (options: Options): Layer.Layer<AuditSink, AuditSinkError> 
       }
       return sink
     })
+  )
+
+/**
+ * The JSONL sink under `$AAP_HOME/audit` (`AAP_HOME` defaults to `./.aap`, DESIGN §13).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: Layer.Layer<AuditSink, AuditSinkError | ConfigError.ConfigError> =
+  Layer.unwrapEffect(
+    Effect.map(Config.string("AAP_HOME").pipe(Config.withDefault("./.aap")), (home) =>
+      layer({ dir: Path.join(home, "audit") })
+    )
   )

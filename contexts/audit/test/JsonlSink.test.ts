@@ -2,7 +2,7 @@ import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer } from "effect"
 import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "../src/index.js"
 import { input } from "./AuditSinkConformance.js"
 import { tempDir } from "./harness.js"
@@ -114,6 +114,29 @@ describe("JsonlSink", () => {
         assert.strictEqual(error.message, "invalid stream id")
         yield* Effect.flip(sink.checkpoints(bad))
       }
+    })
+  )
+})
+
+describe("JsonlSink.layerConfig", () => {
+  it.scoped("writes under $AAP_HOME/audit", () =>
+    Effect.gen(function* () {
+      const home = yield* tempDir
+      const stream = yield* Effect.gen(function* () {
+        const log = yield* AuditLog.AuditLog
+        yield* log.append(input(1))
+        return yield* log.stream
+      }).pipe(
+        Effect.provide(
+          AuditLog.layerWith({ instanceId: "cfg" }).pipe(
+            Layer.provide(JsonlSink.layerConfig),
+            Layer.provide(AuditKeys.layerEphemeral),
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["AAP_HOME", home]]))))
+          )
+        )
+      )
+      const files = yield* Effect.promise(() => Fs.readdir(Path.join(home, "audit", stream)))
+      assert.include(files, "0000000000000001.jsonl")
     })
   )
 })
