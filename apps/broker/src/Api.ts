@@ -5,11 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Api as CoordinationApi } from "@aap/agent-coordination"
+import { Api as CoordinationApi, DeliveryApi } from "@aap/agent-coordination"
 import { Api as AuditApi } from "@aap/audit"
 import { Api as CatalogApi } from "@aap/catalog"
+import { Api as VaultApi } from "@aap/vault"
 import { HttpApi, OpenApi } from "@effect/platform"
-import { OperatorAuth, PrincipalAuth } from "./Auth.js"
+import { AgentAuth, OperatorAuth, PrincipalAuth } from "./Auth.js"
 import {
   InternalError,
   PayloadTooLarge,
@@ -17,6 +18,7 @@ import {
   RouteNotFound,
   ShuttingDown
 } from "./BrokerErrors.js"
+import { OidcApi } from "./OidcApi.js"
 import { SystemApi } from "./SystemApi.js"
 
 /**
@@ -30,6 +32,9 @@ export class Api extends HttpApi.make("aap")
   .add(CoordinationApi.SessionsApi.middleware(PrincipalAuth))
   .add(CoordinationApi.LinkCodesApi.middleware(OperatorAuth))
   .add(CoordinationApi.EnrolmentApi)
+  .add(DeliveryApi.DeliveryGroup.middleware(AgentAuth))
+  .add(VaultApi.SecretsApi.middleware(OperatorAuth))
+  .add(OidcApi)
   .addError(RouteNotFound)
   .addError(PayloadTooLarge)
   .addError(RequestTimeout)

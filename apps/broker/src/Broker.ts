@@ -8,9 +8,10 @@
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Path from "node:path"
-import type { Sessions } from "@aap/agent-coordination"
+import type { Delivery, OidcIssuer, Sessions } from "@aap/agent-coordination"
 import { Identities } from "@aap/agent-coordination"
 import type { AuditReader } from "@aap/audit"
+import type { SecretStore } from "@aap/vault"
 import { HttpApiBuilder, HttpApiSwagger, HttpServer, type HttpServerError } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Context, Data, Effect, Layer, Option, Redacted } from "effect"
@@ -21,8 +22,11 @@ import * as BrokerConfig from "./BrokerConfig.js"
 import * as CatalogHolder from "./CatalogHolder.js"
 import { AuditLive } from "./http/Audit.js"
 import { CatalogLive } from "./http/Catalog.js"
+import { DeliveryLive, OidcLive } from "./http/Delivery.js"
+import { SecretsLive } from "./http/Secrets.js"
 import { EnrolmentLive, LinkCodesLive, SessionsLive } from "./http/Sessions.js"
 import { SystemLive } from "./http/System.js"
+import type { SecretCache } from "./internal/delivery.js"
 import { apiMiddlewareLayer, serveLayer } from "./internal/httpStack.js"
 import { type BrokerMetrics, layerMetrics, loggerLayer } from "./internal/observability.js"
 import * as Services from "./internal/services.js"
@@ -64,6 +68,10 @@ export type HttpServices =
   | Sessions.Sessions
   | Identities.Identities
   | SessionCache
+  | Delivery.Delivery
+  | OidcIssuer.OidcIssuer
+  | SecretStore.SecretStore
+  | SecretCache
 
 /**
  * The HTTP part: handlers, docs, middlewares and the server on `config.listen`.
@@ -76,7 +84,17 @@ export const layerHttp = (
 ): Layer.Layer<BrokerInfo, HttpServerError.ServeError, HttpServices> => {
   const server = Http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 })
   const ApiLive = HttpApiBuilder.api(Api).pipe(
-    Layer.provide([SystemLive, CatalogLive, AuditLive, SessionsLive, LinkCodesLive, EnrolmentLive]),
+    Layer.provide([
+      SystemLive,
+      CatalogLive,
+      AuditLive,
+      SessionsLive,
+      LinkCodesLive,
+      EnrolmentLive,
+      DeliveryLive,
+      OidcLive,
+      SecretsLive
+    ]),
     Layer.provide(Auth.layer)
   )
   const serve = serveLayer({
@@ -208,10 +226,11 @@ const describeStartError = (
  * @category layers
  */
 export const layer = (
-  config: BrokerConfigShape
+  config: BrokerConfigShape,
+  options: Services.Options = {}
 ): Layer.Layer<BrokerInfo | BrokerBootstrap | BrokerMetrics, BrokerStartError> =>
   Layer.mergeAll(layerHttp(config), bootstrapOperator(config)).pipe(
-    Layer.provide(Services.layerServices(config)),
+    Layer.provide(Services.layerServices(config, options)),
     Layer.provideMerge(layerMetrics),
     Layer.provide(loggerLayer(config.logLevel)),
     Layer.provide(Layer.effectDiscard(Services.ensureHome(config.home))),

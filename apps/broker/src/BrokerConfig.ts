@@ -43,6 +43,8 @@ export interface BrokerConfigShape {
   readonly shutdownGrace: Duration.Duration
   /** Staleness bound of the token → principal and session caches on the delivery hot path. */
   readonly cacheTtl: Duration.Duration
+  /** How long a decrypted secret may be reused for deliveries (0: read the vault every time). */
+  readonly secretCacheTtl: Duration.Duration
   readonly logLevel: "debug" | "info" | "warning" | "error" | "none"
 }
 
@@ -163,7 +165,7 @@ const positiveInt = (name: string, fallback: number, max: number) =>
 const duration = (name: string, fallback: Duration.DurationInput, min: Duration.Duration) =>
   Config.string(name).pipe(
     Config.mapOrFail((raw) => {
-      const m = /^(\d+)\s*(ms|s|m|h)$/.exec(raw.trim())
+      const m = /^(\d+)\s*(ms|s|m|h)$/.exec(raw.trim()) ?? (raw.trim() === "0" ? ["0", "0", "ms"] : null)
       const unit = m?.[2]
       const value = m ? Number(m[1]) : Number.NaN
       const d =
@@ -246,6 +248,7 @@ export const config: Config.Config<BrokerConfigShape> = Config.all({
   requestTimeout: duration("AAP_REQUEST_TIMEOUT", "10 seconds", Duration.millis(50)),
   shutdownGrace: duration("AAP_SHUTDOWN_GRACE", "10 seconds", Duration.millis(0)),
   cacheTtl: duration("AAP_CACHE_TTL", "2 seconds", Duration.millis(0)),
+  secretCacheTtl: duration("AAP_SECRET_CACHE_TTL", "2 seconds", Duration.millis(0)),
   logLevel: oneOf("AAP_LOG_LEVEL", ["debug", "info", "warning", "error", "none"] as const, "info")
 })
 
@@ -304,6 +307,7 @@ export const make = (overrides: Partial<BrokerConfigShape> = {}): BrokerConfigSh
   requestTimeout: Duration.seconds(10),
   shutdownGrace: Duration.seconds(10),
   cacheTtl: Duration.seconds(2),
+  secretCacheTtl: Duration.seconds(2),
   logLevel: "info",
   ...overrides
 })

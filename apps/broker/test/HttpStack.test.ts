@@ -6,13 +6,17 @@ import * as Path from "node:path"
 import {
   CoordinationStore,
   CurrentCatalog,
+  Delivery,
+  Errors,
   Identities,
   IdentityRepository,
+  OidcIssuer,
   SessionRepository,
   Sessions
 } from "@aap/agent-coordination"
 import { AuditLog } from "@aap/audit"
-import { SystemKeys } from "@aap/key-custody"
+import { KeyProvider, SystemKeys } from "@aap/key-custody"
+import { SecretStore } from "@aap/vault"
 import { NodeFileSystem } from "@effect/platform-node"
 import { assert, describe, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, Redacted } from "effect"
@@ -21,6 +25,7 @@ import * as Broker from "../src/Broker.js"
 import * as BrokerConfig from "../src/BrokerConfig.js"
 import { Unauthorized } from "../src/BrokerErrors.js"
 import * as CatalogHolder from "../src/CatalogHolder.js"
+import { SecretCache } from "../src/internal/delivery.js"
 import { layerSessionCache } from "../src/internal/sessionCache.js"
 import * as Readiness from "../src/Readiness.js"
 
@@ -75,11 +80,43 @@ const coordination = Layer.mergeAll(Identities.layer, Sessions.layer()).pipe(
     )
   )
 )
+const deliveryStub = Layer.succeed(
+  Delivery.Delivery,
+  Delivery.Delivery.of({
+    deliver: (_, id) => Effect.fail(new Errors.NotFound({ message: `no session ${id}` })),
+    release: () => Effect.succeed({ revoked: 0, failed: 0 }),
+    releaseDue: () => Effect.succeed({ revoked: 0, failed: 0 })
+  })
+)
+const oidcStub = Layer.succeed(
+  OidcIssuer.OidcIssuer,
+  OidcIssuer.OidcIssuer.of({
+    issuer: "http://127.0.0.1",
+    mint: () => Effect.die("not used"),
+    jwks: Effect.succeed({ keys: [] }),
+    discovery: {
+      issuer: "http://127.0.0.1",
+      jwks_uri: "http://127.0.0.1/.well-known/jwks.json",
+      response_types_supported: ["id_token"],
+      subject_types_supported: ["public"],
+      id_token_signing_alg_values_supported: ["ES256"],
+      claims_supported: ["iss"]
+    },
+    rotate: Effect.die("not used")
+  })
+)
+const vault = Layer.merge(
+  SecretStore.layerMemory.pipe(Layer.provide(KeyProvider.layerMemory)),
+  Layer.succeed(SecretCache, { invalidate: () => undefined })
+)
 const services = Layer.mergeAll(
   authenticator,
   readiness,
   coordination,
-  layerSessionCache(Duration.seconds(1))
+  layerSessionCache(Duration.seconds(1)),
+  deliveryStub,
+  oidcStub,
+  vault
 ).pipe(Layer.provideMerge(AuditLog.layerMemory), Layer.provideMerge(catalog))
 
 const BrokerTest = Broker.layerWith(config, services)

@@ -4,6 +4,7 @@
  * access logs, metrics, and a graceful drain on shutdown.
  */
 import type * as Http from "node:http"
+import { Api as VaultApi } from "@aap/vault"
 import {
   HttpApi,
   HttpApiBuilder,
@@ -15,7 +16,7 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Cause, Deferred, Duration, Effect, identity, Layer, Option } from "effect"
 import { Api } from "../Api.js"
 import { InternalError, PayloadTooLarge, RequestTimeout, RouteNotFound } from "../BrokerErrors.js"
 import { BrokerMetrics, requestIdFrom, traceIdFrom } from "./observability.js"
@@ -268,7 +269,16 @@ export const outerMiddleware =
           options.drain.end()
           response = json413
         } else {
+          const canonical = path.startsWith("/v1/wallets/")
+            ? VaultApi.canonicalSecretPath(request.url)
+            : request.url
           response = yield* app.pipe(
+            canonical === request.url
+              ? identity
+              : Effect.provideService(
+                  HttpServerRequest.HttpServerRequest,
+                  request.modify({ url: canonical })
+                ),
             HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)),
             Effect.annotateLogs({ requestId, traceId }),
             Effect.ensuring(Effect.sync(options.drain.end))

@@ -6,22 +6,30 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import {
+  AwsCredentials,
   CoordinationStore,
   CurrentCatalog,
+  Delivery,
   Identities,
   IdentityRepository,
+  OidcIssuer,
+  ProvisionedKeys,
+  Provisioner,
   SessionRepository,
   Sessions
 } from "@aap/agent-coordination"
 import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
 import { KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
+import { SecretStore } from "@aap/vault"
+import { FetchHttpClient } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { Data, Effect, Layer, Option } from "effect"
 import type { Authenticator } from "../Auth.js"
-import type { BrokerConfigShape } from "../BrokerConfig.js"
+import { type BrokerConfigShape, issuerUrl } from "../BrokerConfig.js"
 import * as CatalogHolder from "../CatalogHolder.js"
 import * as Readiness from "../Readiness.js"
+import { layerDeliverySessions, layerSecrets, layerTimedAudit, type SecretCache } from "./delivery.js"
 import type { BrokerMetrics } from "./observability.js"
 import { layerAuthenticator, layerSessionCache, type SessionCache } from "./sessionCache.js"
 
@@ -82,6 +90,11 @@ const bootstrapTables: Layer.Layer<never, StartError, DynamoDb.DynamoDb> = Layer
   )
 )
 
+/** Replaceable parts (tests): the STS clients, e.g. mocked at the SDK boundary. */
+export interface Options {
+  readonly stsClients?: Layer.Layer<AwsCredentials.StsClients> | undefined
+}
+
 export type Services =
   | Readiness.Readiness
   | Authenticator
@@ -91,9 +104,14 @@ export type Services =
   | Sessions.Sessions
   | Identities.Identities
   | SessionCache
+  | Delivery.Delivery
+  | OidcIssuer.OidcIssuer
+  | SecretStore.SecretStore
+  | SecretCache
 
 export const layerServices = (
-  config: BrokerConfigShape
+  config: BrokerConfigShape,
+  options: Options = {}
 ): Layer.Layer<Services, StartError, BrokerMetrics> => {
   const dynamo = layerDynamo(config)
   const keys = layerKeys(config)
@@ -109,13 +127,16 @@ export const layerServices = (
   const auditSink = JsonlSink.layer({ dir: Path.join(config.home, "audit") }).pipe(
     Layer.mapError(describe("cannot open the audit log"))
   )
+  const instanceId =
+    Os.hostname()
+      .replace(/[^A-Za-z0-9-]/g, "-")
+      .slice(0, 32) || "broker"
   const audit = Layer.mergeAll(
-    AuditLog.layerWith({
-      instanceId:
-        Os.hostname()
-          .replace(/[^A-Za-z0-9-]/g, "-")
-          .slice(0, 32) || "broker"
-    }).pipe(Layer.mapError(describe("cannot open the audit log"))),
+    layerTimedAudit.pipe(
+      Layer.provide(
+        AuditLog.layerWith({ instanceId }).pipe(Layer.mapError(describe("cannot open the audit log")))
+      )
+    ),
     AuditReader.layer
   ).pipe(Layer.provide(auditSink), Layer.provide(auditKeys))
   const store = CoordinationStore.layerDynamoDb.pipe(
@@ -128,6 +149,26 @@ export const layerServices = (
     Layer.provide(currentCatalog)
   )
   const auth = layerAuthenticator(config.cacheTtl)
+  const vault = SecretStore.layerDynamoDb.pipe(Layer.mapError(describe("cannot reach the vault table")))
+  const secrets = layerSecrets(config.secretCacheTtl).pipe(Layer.provide(vault))
+  const sessionCache = layerSessionCache(config.cacheTtl)
+  const delivery = Delivery.layer.pipe(
+    Layer.provideMerge(OidcIssuer.layer({ issuer: issuerUrl(config) }).pipe(Layer.provide(secrets))),
+    Layer.provide(layerDeliverySessions),
+    Layer.provide(options.stsClients ?? AwsCredentials.layerStsClients),
+    Layer.provide(Provisioner.layerOpenRouter().pipe(Layer.provide(FetchHttpClient.layer))),
+    Layer.provide(ProvisionedKeys.layer.pipe(Layer.provide(store))),
+    Layer.provide(
+      Delivery.layerConfigWith({
+        buckets: {
+          vault_bucket: Option.getOrUndefined(config.vaultBucket),
+          memory_bucket: Option.getOrUndefined(config.memoryBucket),
+          audit_bucket: Option.getOrUndefined(config.auditBucket)
+        }
+      })
+    ),
+    Layer.provideMerge(secrets)
+  )
   const readiness = Layer.effect(
     Readiness.Readiness,
     Effect.gen(function* () {
@@ -148,8 +189,10 @@ export const layerServices = (
       }
     })
   )
-  return Layer.mergeAll(readiness, auth, layerSessionCache(config.cacheTtl)).pipe(
+  return Layer.mergeAll(readiness, auth, delivery, vault).pipe(
     Layer.provideMerge(coordination),
+    Layer.provide(currentCatalog),
+    Layer.provideMerge(sessionCache),
     Layer.provideMerge(audit),
     Layer.provideMerge(catalog),
     Layer.provideMerge(keys),

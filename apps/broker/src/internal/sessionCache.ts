@@ -8,21 +8,13 @@
  *   this broker (revoke, approve, deny) evicts the entry at once; one made through another
  *   broker instance is seen within the TTL.
  */
-import { Identities, Token } from "@aap/agent-coordination"
+import { type DeliveryPorts, Identities, Token } from "@aap/agent-coordination"
 import { Context, Duration, Effect, Layer } from "effect"
 import { Authenticator, type Principal } from "../Auth.js"
 import { makeTtlCache, type TtlCache } from "./ttlCache.js"
 
-/** What delivery needs of a session (mirrors the delivery port's view). */
-export interface CachedSession {
-  readonly id: string
-  readonly agent: string
-  readonly wallet: string
-  readonly capability: string
-  readonly tier: "low" | "medium" | "high" | "critical"
-  readonly status: "pending_approval" | "active" | "expired" | "revoked" | "denied"
-  readonly expiresAt: Date
-}
+/** What delivery needs of a session. */
+export type CachedSession = DeliveryPorts.SessionView
 
 export class SessionCache extends Context.Tag("@aap/broker/SessionCache")<
   SessionCache,
