@@ -93,6 +93,7 @@ export const catalogInput = {
         statements: [
           {
             actions: ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: a catalog template, not JavaScript
             resources: ["arn:aws:s3:::${memory_bucket}/${wallet}/*"]
           }
         ]
@@ -114,6 +115,7 @@ export const catalogInput = {
           },
           { effect: "Deny", actions: ["ses:SendRawEmail"], resources: ["*"] }
         ],
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a catalog template, not JavaScript
         sessionTags: { team: "${agent}-mail", purpose: "outbound" }
       }
     },
