@@ -41,6 +41,13 @@ export const seal = (event: Unsealed): { readonly event: AuditEvent; readonly li
   return { event: { ...event, hash }, line: `{"hash":"${hash}",${body.slice(1)}` }
 }
 
+/** `seal` for an object the caller owns: adds `hash` to it instead of copying. */
+export const sealInPlace = (event: Unsealed): { readonly event: AuditEvent; readonly line: string } => {
+  const body = bodyOf(event)
+  const hash = sha256Hex(body)
+  return { event: Object.assign(event, { hash }), line: `{"hash":"${hash}",${body.slice(1)}` }
+}
+
 export const hashOf = (event: AuditEvent): string => {
   const { hash: _hash, ...rest } = event
   return sha256Hex(CanonicalJson.stringifyUnsafe(rest))

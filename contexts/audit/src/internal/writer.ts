@@ -1,11 +1,11 @@
 import * as Os from "node:os"
-import { Clock, Deferred, Duration, Effect, Exit, Fiber, FiberId, Queue, Redacted, type Scope } from "effect"
+import { Clock, Duration, Effect, Fiber, Redacted, type Scope } from "effect"
 import { AuditUnavailable } from "../AuditError.js"
 import type { AuditEvent, AuditInput, Checkpoint, Hmacs } from "../AuditEvent.js"
 import type { AuditKeysShape } from "../AuditKeys.js"
 import type { AuditSinkShape } from "../AuditSink.js"
 import * as CheckpointCodec from "./checkpoint.js"
-import { GENESIS, seal, type Unsealed } from "./record.js"
+import { GENESIS, sealInPlace, type Unsealed } from "./record.js"
 import { makeUlidFactory } from "./ulid.js"
 import { validInput } from "./validate.js"
 
@@ -29,7 +29,9 @@ type Draft = {
 
 interface Item {
   readonly event: Draft
-  readonly deferred: Deferred.Deferred<AuditEvent, AuditUnavailable>
+  /** Answers the caller; set when the caller starts waiting, cleared once answered. */
+  resume: ((effect: Effect.Effect<AuditEvent, AuditUnavailable>) => void) | undefined
+  answered: boolean
   /** 0 queued, 1 taken by a batch, 2 abandoned by its caller */
   state: 0 | 1 | 2
   /** Clock millis after which the append fails */
@@ -86,7 +88,37 @@ export const makeWriter = (
       Effect.mapError((e) => unavailable(`audit sink ${sink.kind} cannot open a stream: ${e.message}`))
     )
 
-    const queue = yield* Queue.unbounded<Item>()
+    // the queue: a plain array and a wake-up for the flusher (cheaper than Effect's Queue here)
+    let queue: Array<Item> = []
+    let wake: (() => void) | undefined
+    const offer = (item: Item) => {
+      queue.push(item)
+      if (wake !== undefined) {
+        const w = wake
+        wake = undefined
+        w()
+      }
+    }
+    const takeAll = Effect.async<Array<Item>>((resume) => {
+      const drain = () => {
+        const taken = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch)
+        queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch)
+        resume(Effect.succeed(taken))
+      }
+      if (queue.length > 0) drain()
+      else wake = drain
+      return Effect.sync(() => {
+        wake = undefined
+      })
+    })
+    const answer = (item: Item, effect: Effect.Effect<AuditEvent, AuditUnavailable>) => {
+      outstanding.delete(item)
+      if (item.answered) return
+      item.answered = true
+      const resume = item.resume
+      item.resume = undefined
+      resume?.(effect)
+    }
     let pending = 0
     let inflight = false
     let closing = false
@@ -97,11 +129,8 @@ export const makeWriter = (
 
     const failItems = (items: ReadonlyArray<Item>, error: AuditUnavailable) =>
       Effect.sync(() => {
-        const exit = Exit.fail(error)
-        for (const item of items) {
-          outstanding.delete(item)
-          Deferred.unsafeDone(item.deferred, exit)
-        }
+        const failure = Effect.fail(error)
+        for (const item of items) answer(item, failure)
       })
 
     // Fails appends whose deadline passed: one timer for all appends instead of one each.
@@ -109,16 +138,15 @@ export const makeWriter = (
       const now = clock.unsafeCurrentTimeMillis()
       for (const item of outstanding) {
         if (item.deadline <= now) {
-          outstanding.delete(item)
           if (item.state === 0) item.state = 2
-          Deferred.unsafeDone(item.deferred, Exit.fail(unavailable("audit append timed out")))
+          answer(item, Effect.fail(unavailable("audit append timed out")))
         }
       }
     })
     const tick = Duration.millis(Math.max(5, Math.min(100, timeoutMillis / 10)))
 
     const flushOnce = Effect.gen(function* () {
-      const taken = yield* Queue.takeBetween(queue, 1, maxBatch)
+      const taken = yield* takeAll
       const live: Array<Item> = []
       for (const item of taken) {
         pending--
@@ -147,7 +175,9 @@ export const makeWriter = (
       const records: Array<{ seq: number; line: string }> = []
       for (const item of live) {
         seq++
-        const sealed = seal({ ...item.event, id: nextId(millis), stream, seq, ts, prevHash })
+        const sealed = sealInPlace(
+          Object.assign(item.event, { id: nextId(millis), stream, seq, ts, prevHash })
+        )
         events.push(sealed.event)
         records.push({ seq, line: sealed.line })
         prevHash = sealed.event.hash
@@ -162,9 +192,7 @@ export const makeWriter = (
         head.seq = seq
         head.hash = prevHash
         for (let i = 0; i < live.length; i++) {
-          const item = live[i]!
-          outstanding.delete(item)
-          Deferred.unsafeDone(item.deferred, Exit.succeed(events[i]!))
+          answer(live[i]!, Effect.succeed(events[i]!))
         }
         return
       }
@@ -238,7 +266,8 @@ export const makeWriter = (
         }
         const clean = pending === 0 && !inflight
         yield* Fiber.interrupt(flusher)
-        const leftovers = yield* Queue.takeAll(queue)
+        const leftovers = queue
+        queue = []
         yield* failItems([...leftovers], unavailable("audit log is closed"))
         if (clean && head.opened) yield* Effect.ignore(sealCheckpoint(true))
         if (head.opened) yield* sink.close(head.stream)
@@ -262,19 +291,24 @@ export const makeWriter = (
         if (hmac !== undefined) event.hmac = hmac
         const item: Item = {
           event,
-          deferred: Deferred.unsafeMake(FiberId.none),
+          resume: undefined,
+          answered: false,
           state: 0,
           deadline: clock.unsafeCurrentTimeMillis() + timeoutMillis
         }
-        outstanding.add(item)
-        pending++
-        Queue.unsafeOffer(queue, item)
-        return Effect.onInterrupt(Deferred.await(item.deferred), () =>
-          Effect.sync(() => {
+        return Effect.async<AuditEvent, AuditUnavailable>((resume) => {
+          item.resume = resume
+          outstanding.add(item)
+          pending++
+          offer(item)
+          return Effect.sync(() => {
+            // the caller went away: drop the event if no batch took it yet
             if (item.state === 0) item.state = 2
+            item.answered = true
+            item.resume = undefined
             outstanding.delete(item)
           })
-        )
+        })
       })
 
     const append = (input: AuditInput): Effect.Effect<AuditEvent, AuditUnavailable> =>
