@@ -52,6 +52,13 @@ export const bob = Principal.operator("bob")
 export const carol = Principal.operator("carol")
 export const mallory = Principal.operator("mallory")
 
+/**
+ * The in-memory audit log built with the live clock: its writer polls deadlines on a short
+ * timer, so under `TestClock` an `adjust("1 hour")` would have to run tens of thousands of
+ * ticks. Event timestamps then come from the live clock; our tests never assert on them.
+ */
+const auditLive = Layer.scopedContext(TestServices.provideLive(Layer.build(AuditLog.layerMemory)))
+
 /** The services over a given store, with in-memory keys and audit log. */
 export const services = <R = never>(
   store: Layer.Layer<CoordinationStore.CoordinationStore, unknown, R>,
@@ -59,7 +66,7 @@ export const services = <R = never>(
 ) =>
   Coordination.layerWith(store, limits).pipe(
     Layer.provideMerge(CurrentCatalog.layer(catalog)),
-    Layer.provideMerge(AuditLog.layerMemory),
+    Layer.provideMerge(auditLive),
     // a fixed root per build: `SystemKeys.layerMemory` is `Layer.fresh`, so under
     // `provideMerge` the repositories and the output would get different keys
     Layer.provideMerge(SystemKeys.layerFromRoot(Redacted.make(new Uint8Array(randomBytes(32)))))
