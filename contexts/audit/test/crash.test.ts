@@ -26,6 +26,10 @@ const bundleChild = Effect.promise(async () => {
     format: "esm",
     target: "node20",
     outfile,
+    // CommonJS dependencies (the AWS SDK under key-custody) require Node built-ins
+    banner: {
+      js: 'import { createRequire as __cr } from "node:module"; const require = __cr(import.meta.url);'
+    },
     logLevel: "error"
   })
   return { outdir, outfile }
