@@ -418,6 +418,31 @@ describe("aws-sts (AssumeRoleWithWebIdentity at the SDK boundary)", () => {
       )
   )
 
+  it.effect("memory-list (a condition, the session in a resource): the exact command input", () =>
+    inEnv((env) =>
+      Effect.gen(function* () {
+        const s = yield* env.session(H.codex, "memory-list", 1200)
+        yield* deliver(H.codex, s.id)
+        const input = env.sts.commandCalls(AssumeRoleWithWebIdentityCommand)[0]!.args[0].input
+        assert.deepStrictEqual(
+          { ...input, WebIdentityToken: "" },
+          {
+            RoleArn: "arn:aws:iam::123456789012:role/aap-memory-read",
+            RoleSessionName: `aap.codex.${s.id}`,
+            WebIdentityToken: "",
+            Policy:
+              '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::aap-memory"],"Condition":{"StringLike":{"s3:prefix":["codex/*"]}}},' +
+              `{"Effect":"Allow","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::aap-memory/codex/sessions/${s.id}/*"]}]}`,
+            DurationSeconds: 1200
+          }
+        )
+        // The call goes to the catalog's region.
+        const region = yield* Effect.promise(() => env.sts.call(0).thisValue.config.region())
+        assert.strictEqual(region, "eu-west-3")
+      })
+    )
+  )
+
   it.effect(
     "near expiry: 900 s left is issued for exactly 900 s; 899 s left is refused before any call",
     () =>

@@ -120,6 +120,31 @@ export const catalogInput = {
       }
     },
     {
+      id: "memory-list",
+      tier: "low",
+      agents: ["codex"],
+      ttl: { default: "20m", max: "1h" },
+      backing: {
+        type: "aws-sts",
+        roleArn: "arn:aws:iam::123456789012:role/aap-memory-read",
+        region: "eu-west-3",
+        statements: [
+          {
+            actions: ["s3:ListBucket"],
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: a catalog template, not JavaScript
+            resources: ["arn:aws:s3:::${memory_bucket}"],
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: a catalog template, not JavaScript
+            conditions: { StringLike: { "s3:prefix": ["${wallet}/*"] } }
+          },
+          {
+            actions: ["s3:GetObject"],
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: a catalog template, not JavaScript
+            resources: ["arn:aws:s3:::${memory_bucket}/${wallet}/sessions/${session}/*"]
+          }
+        ]
+      }
+    },
+    {
       id: "ssh-platform-host",
       tier: "high",
       agents: ["codex"],
