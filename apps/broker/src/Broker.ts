@@ -232,7 +232,7 @@ export const layer = (
   Layer.mergeAll(layerHttp(config), bootstrapOperator(config)).pipe(
     Layer.provide(Services.layerServices(config, options)),
     Layer.provideMerge(layerMetrics),
-    Layer.provide(loggerLayer(config.logLevel)),
+    Layer.provide(loggerLayer(config.logLevel, options.logSink)),
     Layer.provide(Layer.effectDiscard(Services.ensureHome(config.home))),
     Layer.mapError((e) => describeStartError(config, e))
   )

@@ -24,13 +24,13 @@ const enrol = (url: string, operator: string, agent: string) =>
   Effect.gen(function* () {
     const issued = yield* post(url, `/v1/agents/${agent}/link-codes`, operator)
     assert.strictEqual(issued.status, 201, issued.text)
-    const code = issued.json?.code as string
+    const code = issued.json.code as string
     const redeemed = yield* post(url, "/v1/link-codes/redeem", undefined, { code })
     assert.strictEqual(redeemed.status, 200, redeemed.text)
-    assert.strictEqual(redeemed.json?.agent, agent)
+    assert.strictEqual(redeemed.json.agent, agent)
     const again = yield* post(url, "/v1/link-codes/redeem", undefined, { code })
     assert.strictEqual(again.status, 401)
-    return redeemed.json?.token as string
+    return redeemed.json.token as string
   })
 
 describe("embedded broker", () => {
@@ -46,7 +46,7 @@ describe("embedded broker", () => {
         assert.match(Fs.readFileSync(boot.tokenFile, "utf8"), /^aap_op_/)
         const ready = yield* call(url, "GET", "/readyz")
         assert.strictEqual(ready.status, 200, ready.text)
-        assert.deepStrictEqual(ready.json?.checks, { store: "ok", keys: "ok", audit: "ok" })
+        assert.deepStrictEqual(ready.json.checks, { store: "ok", keys: "ok", audit: "ok" })
       })
     )
 
@@ -60,11 +60,11 @@ describe("embedded broker", () => {
 
         const low = yield* post(url, "/v1/sessions", codex, { capability: "openrouter-chat" })
         assert.strictEqual(low.status, 201, low.text)
-        assert.strictEqual(low.json?.status, "active")
+        assert.strictEqual(low.json.status, "active")
         const high = yield* post(url, "/v1/sessions", codex, { capability: "ssh-platform-host" })
         assert.strictEqual(high.status, 201)
-        assert.strictEqual(high.json?.status, "pending_approval")
-        const id = high.json?.id as string
+        assert.strictEqual(high.json.status, "pending_approval")
+        const id = high.json.id as string
 
         // no token, bad token, agent on an operator route, another agent's session
         assert.strictEqual((yield* call(url, "GET", `/v1/sessions/${id}`)).status, 401)
@@ -82,36 +82,36 @@ describe("embedded broker", () => {
           token: claude
         })
         assert.strictEqual(missing.status, 404)
-        assert.strictEqual(foreign.json?._tag, missing.json?._tag)
+        assert.strictEqual(foreign.json._tag, missing.json._tag)
         assert.strictEqual((yield* post(url, `/v1/sessions/${id}/revoke`, claude, {})).status, 404)
 
         const pending = yield* call(url, "GET", "/v1/sessions?status=pending_approval", { token: op })
         assert.strictEqual(pending.status, 200)
         assert.include(
-          (pending.json?.sessions as Array<{ id: string }>).map((s) => s.id),
+          (pending.json.sessions as Array<{ id: string }>).map((s) => s.id),
           id
         )
         const approved = yield* post(url, `/v1/sessions/${id}/approve`, op, { reason: "deploy" })
         assert.strictEqual(approved.status, 200, approved.text)
-        assert.strictEqual(approved.json?.status, "active")
+        assert.strictEqual(approved.json.status, "active")
         const twice = yield* post(url, `/v1/sessions/${id}/approve`, op, { reason: "again" })
         assert.strictEqual(twice.status, 409, twice.text)
 
         const revoked = yield* post(url, `/v1/sessions/${id}/revoke`, codex, {})
         assert.strictEqual(revoked.status, 200)
-        assert.strictEqual(revoked.json?.status, "revoked")
+        assert.strictEqual(revoked.json.status, "revoked")
         const again = yield* post(url, `/v1/sessions/${id}/revoke`, op, {})
         assert.strictEqual(again.status, 409)
 
         const denied = yield* post(url, "/v1/sessions", codex, { capability: "ssh-platform-host" })
-        const deny = yield* post(url, `/v1/sessions/${denied.json?.id as string}/deny`, op, { reason: "no" })
+        const deny = yield* post(url, `/v1/sessions/${denied.json.id as string}/deny`, op, { reason: "no" })
         assert.strictEqual(deny.status, 200)
-        assert.strictEqual(deny.json?.status, "denied")
+        assert.strictEqual(deny.json.status, "denied")
 
         const notAllowed = yield* post(url, "/v1/sessions", claude, { capability: "ssh-platform-host" })
         assert.strictEqual(notAllowed.status, 403, notAllowed.text)
-        assert.strictEqual(notAllowed.json?._tag, "RequestDenied")
-        assert.isString(notAllowed.json?.message)
+        assert.strictEqual(notAllowed.json._tag, "RequestDenied")
+        assert.isString(notAllowed.json.message)
       })
     )
 
@@ -123,17 +123,17 @@ describe("embedded broker", () => {
         const agent = yield* enrol(url, op, "ci-bot")
         const malformed = yield* call(url, "POST", "/v1/sessions", { token: agent, body: "{not json" })
         assert.strictEqual(malformed.status, 400)
-        assert.strictEqual(malformed.json?._tag, "HttpApiDecodeError")
-        assert.isString(malformed.json?.message)
+        assert.strictEqual(malformed.json._tag, "HttpApiDecodeError")
+        assert.isString(malformed.json.message)
         const wrong = yield* post(url, "/v1/sessions", agent, { capability: 42, ttlSeconds: "soon" })
         assert.strictEqual(wrong.status, 400)
-        assert.strictEqual(wrong.json?._tag, "HttpApiDecodeError")
-        assert.include(wrong.json?.message as string, "capability")
+        assert.strictEqual(wrong.json._tag, "HttpApiDecodeError")
+        assert.include(wrong.json.message as string, "capability")
         const badPath = yield* call(url, "GET", "/v1/sessions/not-a-session-id", { token: op })
         assert.strictEqual(badPath.status, 400)
         const big = yield* post(url, "/v1/sessions", agent, { capability: "x".repeat(10_000) })
         assert.strictEqual(big.status, 413)
-        assert.strictEqual(big.json?._tag, "PayloadTooLarge")
+        assert.strictEqual(big.json._tag, "PayloadTooLarge")
         // No content-length (chunked): the limit is enforced while reading. The platform then
         // destroys the request stream, so the client sees a 413 or a closed connection — never
         // a processed request.
@@ -163,7 +163,7 @@ describe("embedded broker", () => {
         assert.include([413, 0], chunked.status)
         if (chunked.status === 413) assert.strictEqual(chunked.tag, "PayloadTooLarge")
         const mine = yield* call(url, "GET", "/v1/sessions?agent=ci-bot", { token: op })
-        assert.strictEqual((mine.json?.sessions as Array<unknown>).length, 0)
+        assert.strictEqual((mine.json.sessions as Array<unknown>).length, 0)
       })
     )
 
@@ -174,12 +174,12 @@ describe("embedded broker", () => {
         const op = Fs.readFileSync(boot.tokenFile, "utf8").trim()
         const list = yield* call(url, "GET", "/v1/audit?limit=500", { token: op })
         assert.strictEqual(list.status, 200, list.text)
-        const actions = (list.json?.events as Array<{ action: string }>).map((e) => e.action)
+        const actions = (list.json.events as Array<{ action: string }>).map((e) => e.action)
         assert.include(actions, "session.requested")
         assert.include(actions, "session.approved")
         const verify = yield* call(url, "GET", "/v1/audit/verify", { token: op })
         assert.strictEqual(verify.status, 200)
-        assert.strictEqual(verify.json?.ok, true)
+        assert.strictEqual(verify.json.ok, true)
       })
     )
   })
@@ -204,8 +204,8 @@ describe("restart on the same AAP_HOME", () => {
             return {
               op,
               codex,
-              id: s.json?.id as string,
-              events: (events.json?.events as Array<unknown>).length
+              id: s.json.id as string,
+              events: (events.json.events as Array<unknown>).length
             }
           })
         )
@@ -219,14 +219,14 @@ describe("restart on the same AAP_HOME", () => {
             assert.strictEqual(Fs.readFileSync(Path.join(home2, "operator.token"), "utf8"), tokenBefore)
             const s = yield* call(url, "GET", `/v1/sessions/${first.id}`, { token: first.codex })
             assert.strictEqual(s.status, 200, s.text)
-            assert.strictEqual(s.json?.status, "active")
+            assert.strictEqual(s.json.status, "active")
             const byOp = yield* call(url, "GET", `/v1/sessions/${first.id}`, { token: first.op })
             assert.strictEqual(byOp.status, 200)
             const events = yield* call(url, "GET", "/v1/audit?limit=1000", { token: first.op })
-            assert.isAtLeast((events.json?.events as Array<unknown>).length, first.events)
+            assert.isAtLeast((events.json.events as Array<unknown>).length, first.events)
             const verify = yield* call(url, "GET", "/v1/audit/verify", { token: first.op })
-            assert.strictEqual(verify.json?.ok, true, verify.text)
-            assert.isAtLeast((verify.json?.streams as Array<unknown>).length, 2)
+            assert.strictEqual(verify.json.ok, true, verify.text)
+            assert.isAtLeast((verify.json.streams as Array<unknown>).length, 2)
           })
         )
       }),

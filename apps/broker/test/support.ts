@@ -11,7 +11,8 @@ export interface Reply {
   readonly status: number
   readonly headers: Headers
   readonly text: string
-  readonly json: Record<string, unknown> | undefined
+  /** The parsed JSON object body, `{}` when the body is not a JSON object. */
+  readonly json: Record<string, unknown>
 }
 
 /** One HTTP request over a real socket; JSON bodies are parsed when possible. */
@@ -31,12 +32,12 @@ export const call = (
       ...(init.body === undefined ? {} : { body: init.body })
     })
     const text = await res.text()
-    let json: Record<string, unknown> | undefined
+    let json: Record<string, unknown> = {}
     try {
       const parsed: unknown = JSON.parse(text)
-      json = parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>) : undefined
+      json = parsed !== null && typeof parsed === "object" ? (parsed as Record<string, unknown>) : {}
     } catch {
-      json = undefined
+      json = {}
     }
     return { status: res.status, headers: res.headers, text, json }
   })

@@ -93,6 +93,8 @@ const bootstrapTables: Layer.Layer<never, StartError, DynamoDb.DynamoDb> = Layer
 /** Replaceable parts (tests): the STS clients, e.g. mocked at the SDK boundary. */
 export interface Options {
   readonly stsClients?: Layer.Layer<AwsCredentials.StsClients> | undefined
+  /** Where JSON log lines go (default: stdout). */
+  readonly logSink?: ((line: string) => void) | undefined
 }
 
 export type Services =
