@@ -248,6 +248,8 @@ export const stsMock = () => {
 export const makeEnv = (options: {
   readonly provisioner?: Layer.Layer<Provisioner.Provisioner>
   readonly catalogRef?: { current: Catalog.Catalog }
+  /** Where sessions come from (default: the map in `env.sessions`). */
+  readonly sessions?: Layer.Layer<Ports.Sessions>
 }) => {
   const sessions = new Map<string, Ports.SessionView>()
   const counters: Counters = { vaultReads: 0, vaultReadNames: [] }
@@ -289,7 +291,7 @@ export const makeEnv = (options: {
   })
 
   const deps = Layer.mergeAll(
-    Ports.sessionsFromMap(sessions),
+    options.sessions ?? Ports.sessionsFromMap(sessions),
     currentCatalog,
     countingSecrets,
     AwsCredentials.layerStsClients,
