@@ -1,0 +1,134 @@
+/**
+ * The standalone worker process (`aap worker`, or `tsx src/main.ts`): reads the environment
+ * (`WorkerConfig.fromEnv`), composes the same services as the broker, runs every configured
+ * job on its schedule and serves `/healthz` and `/metrics`. SIGTERM/SIGINT close the scope:
+ * the loops stop, the audit writer seals its stream, the engine closes.
+ *
+ * In embedded mode the broker runs these jobs itself (the engine's data directory can be open
+ * in one process only); a standalone worker is for deployments with a DynamoDB endpoint.
+ */
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { CoordinationStore, CurrentCatalog, SessionRepository, Sessions } from "@aap/agent-coordination"
+import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
+import { CatalogFile } from "@aap/catalog"
+import { KeyProvider } from "@aap/key-custody"
+import { DynamoDb } from "@aap/local-stack"
+import { NodeFileSystem, NodeRuntime } from "@effect/platform-node"
+import { Cause, Data, Effect, Layer, Option } from "effect"
+import * as AuditShipping from "./AuditShipping.js"
+import * as StsDenyList from "./StsDenyList.js"
+import { makeWorker } from "./Worker.js"
+import * as WorkerConfig from "./WorkerConfig.js"
+import * as WorkerHttp from "./WorkerHttp.js"
+
+class StartError extends Data.TaggedError("StartError")<{ readonly message: string }> {}
+
+const describe =
+  (what: string) =>
+  (e: unknown): StartError =>
+    new StartError({
+      message: `${what}: ${
+        typeof e === "object" && e !== null && "message" in e && typeof e.message === "string"
+          ? e.message
+          : typeof e === "object" && e !== null && "_tag" in e
+            ? String(e._tag)
+            : String(e)
+      }`
+    })
+
+const program = Effect.gen(function* () {
+  const config = yield* WorkerConfig.fromEnv.pipe(Effect.mapError(describe("invalid configuration")))
+  const catalog = yield* CatalogFile.load(config.catalogPath).pipe(
+    Effect.provide(NodeFileSystem.layer),
+    Effect.mapError(describe(`cannot load the catalog ${config.catalogPath}`))
+  )
+  const dynamo = Option.match(config.dynamodbEndpoint, {
+    onNone: () =>
+      DynamoDb.layerEmbedded({ dir: Path.join(config.home, "data"), tablePrefix: config.tablePrefix }).pipe(
+        Layer.mapError(
+          describe(
+            "cannot open the embedded engine (in embedded mode the broker runs the worker in-process; a standalone worker needs AAP_DYNAMODB_ENDPOINT)"
+          )
+        )
+      ),
+    onSome: (endpoint) =>
+      endpoint === "aws"
+        ? DynamoDb.layerAws({ region: config.region, tablePrefix: config.tablePrefix })
+        : DynamoDb.layerEndpoint({ endpoint, region: config.region, tablePrefix: config.tablePrefix })
+  })
+  const keys = Option.match(config.kmsKeyId, {
+    onNone: () =>
+      KeyProvider.layerLocalKeyringFromHome(config.home).pipe(
+        Layer.mapError(describe("cannot open the keyring"))
+      ),
+    onSome: (keyId) =>
+      KeyProvider.layerAwsKms({
+        keyId,
+        region: config.region,
+        systemRootPath: Path.join(config.home, "keys", "system-root.json")
+      }).pipe(Layer.mapError(describe("cannot use the KMS key")))
+  })
+  const audit = Layer.mergeAll(
+    AuditLog.layerWith({
+      instanceId: `worker-${Os.hostname()
+        .replace(/[^a-z0-9-]/gi, "-")
+        .toLowerCase()}`.slice(0, 40)
+    }),
+    AuditReader.layer
+  ).pipe(
+    Layer.provideMerge(JsonlSink.layer({ dir: Path.join(config.home, "audit") })),
+    Layer.provideMerge(AuditKeys.layerSystemKeys),
+    Layer.mapError(describe("cannot open the audit log"))
+  )
+  const store = CoordinationStore.layerDynamoDb.pipe(
+    Layer.mapError(describe("cannot reach the coordination table"))
+  )
+  const services = Sessions.layer().pipe(
+    Layer.provideMerge(SessionRepository.layer),
+    Layer.provideMerge(store),
+    Layer.provideMerge(CurrentCatalog.layer(catalog)),
+    Layer.provideMerge(audit),
+    Layer.provideMerge(keys),
+    Layer.provide(dynamo)
+  )
+  const hasClassA = catalog.capabilities.some((c) => c.backing.type === "aws-sts")
+  const iam =
+    config.stsDeny === "on" || (config.stsDeny === "auto" && hasClassA)
+      ? StsDenyList.layerIam({ region: config.region })
+      : Layer.empty
+  const bucket = Option.match(config.auditBucket, {
+    onNone: () => Layer.empty,
+    onSome: (name) =>
+      AuditShipping.layerBucket({
+        bucket: name,
+        lockMode: config.lockMode,
+        retentionDays: config.retentionDays,
+        client: AuditShipping.s3Config({
+          endpoint: Option.getOrUndefined(config.s3Endpoint),
+          region: config.region
+        })
+      })
+  })
+  const worker = makeWorker(config.jobs).pipe(Layer.provide(Layer.mergeAll(iam, bucket)))
+  const app = WorkerHttp.layer(config.listen).pipe(
+    Layer.provideMerge(worker),
+    Layer.provide(services),
+    Layer.mapError((e) => (e._tag === "ListenError" ? new StartError({ message: e.message }) : e))
+  )
+  return yield* Layer.launch(app)
+})
+
+NodeRuntime.runMain(
+  program.pipe(
+    Effect.tapErrorCause((cause) =>
+      Effect.sync(() => {
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure) && failure.value._tag === "StartError") {
+          process.stderr.write(`aap worker: ${failure.value.message}\n`)
+        }
+      })
+    )
+  ),
+  { disableErrorReporting: false }
+)
