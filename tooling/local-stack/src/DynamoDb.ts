@@ -233,23 +233,28 @@ export const layerConfig: Layer.Layer<DynamoDb, ConfigError.ConfigError | Engine
 const wallClock = Effect.withClock(Clock.make())
 
 /**
- * Run one SDK call with the client, the configured timeout (the call is aborted) and the error
+ * Run one SDK call with the client, the configured timeout (the call is aborted through its
+ * signal, on the wall clock also under a TestClock) and the error
  * translation of {@link StoreError.fromSdk}.
  */
 export const use = <A>(
   operation: string,
   f: (client: DynamoDBClient, signal: AbortSignal) => Promise<A>
 ): Effect.Effect<A, StoreError.StoreFailure, DynamoDb> =>
-  Effect.flatMap(DynamoDb, ({ client, timeout }) =>
-    Effect.tryPromise({ try: (signal) => f(client, signal), catch: (error) => error }).pipe(
-      Effect.catchAll(StoreError.fromSdk(operation)),
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () => new StoreError.StoreUnavailable({ operation, reason: "Timeout" })
-      }),
-      wallClock
+  Effect.flatMap(DynamoDb, ({ client, timeout }) => {
+    // The deadline is an AbortSignal the SDK honours (real time, no extra fiber per call).
+    const deadline = AbortSignal.timeout(Duration.toMillis(timeout))
+    return Effect.tryPromise({
+      try: (signal) => f(client, AbortSignal.any([signal, deadline])),
+      catch: (error) => error
+    }).pipe(
+      Effect.catchAll((error) =>
+        deadline.aborted
+          ? Effect.fail(new StoreError.StoreUnavailable({ operation, reason: "Timeout" }))
+          : StoreError.fromSdk(operation)(error)
+      )
     )
-  )
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Table bootstrap
