@@ -124,11 +124,14 @@ NodeRuntime.runMain(
     Effect.tapErrorCause((cause) =>
       Effect.sync(() => {
         const failure = Cause.failureOption(cause)
-        if (Option.isSome(failure) && failure.value._tag === "StartError") {
-          process.stderr.write(`aap worker: ${failure.value.message}\n`)
-        }
+        process.stderr.write(
+          Option.isSome(failure) && failure.value._tag === "StartError"
+            ? `aap worker: ${failure.value.message}\n`
+            : `aap worker: stopped on an unexpected error\n${Cause.pretty(cause)}\n`
+        )
       })
     )
   ),
-  { disableErrorReporting: false }
+  // Start errors are one line above; anything else is printed in full there too.
+  { disableErrorReporting: true }
 )

@@ -155,6 +155,7 @@ describe("the standalone process (src/main.ts)", () => {
       assert.notStrictEqual(code, 0)
       assert.include(err, "aap worker: invalid configuration")
       assert.include(err, "AAP_WORKER_LISTEN: expected host:port")
+      assert.notMatch(err, /\n\s+at /)
     })
   )
 })
