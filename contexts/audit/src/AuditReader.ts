@@ -205,7 +205,7 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
             const lineStart = start
             start = end + 1
             const seq = prevSeq + 1
-            let link: Link | undefined = fastLinkBytes(buffer, lineStart, end, streamBytes, stream)
+            let link: Link | undefined = fastLinkBytes(buffer, lineStart, end, streamBytes, stream, prevHash)
             if (link === undefined) {
               const parsed = parseLine(buffer.toString("utf8", lineStart, end))
               if (ahead !== undefined) {

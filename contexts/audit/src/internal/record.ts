@@ -106,44 +106,53 @@ const STREAM = Buffer.from('"stream":"', "latin1")
  * `fastLink` over the bytes `[start, end)` of a buffer of lines, hashing in place: the `,`
  * after the hash member is briefly replaced by `{` so the hash input is a view, not a copy.
  * `stream` is the expected stream id: a mismatch is reported as `stream: ""`.
+ * `expectedPrevHash` is compared in place (the common case allocates nothing).
  */
 export const fastLinkBytes = (
   buffer: Buffer,
   start: number,
   end: number,
   stream: Buffer,
-  streamId: string
+  streamId: string,
+  expectedPrevHash: string
 ): Link | undefined => {
-  if (
-    end - start < 120 ||
-    buffer.compare(PREFIX_BYTES, 0, 9, start, start + 9) !== 0 ||
-    buffer[start + 73] !== 34 ||
-    buffer[start + 74] !== 44
-  ) {
-    return undefined
-  }
+  if (end - start < 120 || buffer[start + 73] !== 34 || buffer[start + 74] !== 44) return undefined
+  for (let i = 0; i < 9; i++) if (buffer[start + i] !== PREFIX_BYTES[i]) return undefined
   buffer[start + 74] = 123
   const computed = Crypto.hash("sha256", buffer.subarray(start + 74, end), "hex")
   buffer[start + 74] = 44
-  const hash = buffer.toString("latin1", start + 9, start + 73)
-  if (computed !== hash) return undefined
-  const p = buffer.lastIndexOf(PREV_HASH, end)
-  const s = buffer.lastIndexOf(SEQ, end)
-  const st = buffer.lastIndexOf(STREAM, end)
-  if (p < start || s < start || st < start) return undefined
+  for (let i = 0; i < 64; i++) if (computed.charCodeAt(i) !== buffer[start + 9 + i]) return undefined
+  // scanning back from the end: "stream":" then "seq": then "prevHash":" (canonical order)
+  const st = lastIndexOfBytes(buffer, STREAM, end, start + 75)
+  const s = lastIndexOfBytes(buffer, SEQ, st, start + 75)
+  const p = lastIndexOfBytes(buffer, PREV_HASH, s, start + 75)
+  if (p < 0 || s < 0 || st < 0) return undefined
   let seq = 0
   for (let i = s + 6; i < end; i++) {
     const c = buffer[i]!
     if (c < 48 || c > 57) break
     seq = seq * 10 + (c - 48)
   }
-  const sameStream = buffer.compare(stream, 0, stream.length, st + 10, st + 10 + stream.length) === 0
-  return {
-    seq,
-    hash,
-    prevHash: buffer.toString("latin1", p + 12, p + 76),
-    stream: sameStream ? streamId : ""
+  let sameStream = st + 10 + stream.length <= end
+  for (let i = 0; sameStream && i < stream.length; i++) sameStream = buffer[st + 10 + i] === stream[i]
+  // prevHash: compared in place with the expected one; read out only when it differs
+  let samePrev = true
+  for (let i = 0; samePrev && i < 64; i++) samePrev = expectedPrevHash.charCodeAt(i) === buffer[p + 12 + i]
+  const prevHash = samePrev ? expectedPrevHash : buffer.toString("latin1", p + 12, p + 76)
+  return { seq, hash: computed, prevHash, stream: sameStream ? streamId : "" }
+}
+
+/** Last start of `needle` that begins before `before` and at or after `floor`, or -1. */
+const lastIndexOfBytes = (buffer: Buffer, needle: Buffer, before: number, floor: number): number => {
+  if (before < 0) return -1
+  const first = needle[0]!
+  const length = needle.length
+  outer: for (let i = before - length; i >= floor; i--) {
+    if (buffer[i] !== first) continue
+    for (let j = 1; j < length; j++) if (buffer[i + j] !== needle[j]) continue outer
+    return i
   }
+  return -1
 }
 
 const decodeEvent = Schema.decodeUnknownEither(AuditEvent)
