@@ -1,0 +1,207 @@
+/**
+ * Vault get/put ops/s next to raw GetItem/PutItem through the same DynamoDB client, against the
+ * embedded dynalite (in memory), all in one run (issue 4). One request in flight at a time
+ * (latency-bound, like one broker request), interleaved rounds, median per variant.
+ *
+ *  - vault get (Query Limit 1 + envelope open, DEK cache) vs raw GetItem of the same item:
+ *    target ≥ 0.7; and, to separate the engine from the vault, raw Query Limit 1 vs GetItem and
+ *    vault get vs raw Query Limit 1
+ *  - vault put (Query latest + seal + conditional PutItem) vs raw PutItem: reported
+ *  - SigV4 vs the static local signer (decisions/0022), raw GetItem and vault get
+ *
+ *   pnpm bench            table on stderr
+ *   pnpm bench --json     rows {figure, unit, value, baseline, ratio, target, met} on stdout
+ *   BENCH_SECONDS=3       measured time per variant (default 2 s), split over BENCH_ROUNDS
+ *   BENCH_ROUNDS=5        interleaved rounds (default 5)
+ */
+
+import { DekCache, KeyProvider } from "@aap/key-custody"
+import { DynamoDb } from "@aap/local-stack"
+import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
+import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { SecretStore } from "../src/index.js"
+
+const json = process.argv.includes("--json")
+const seconds = Number(process.env.BENCH_SECONDS ?? "2")
+const rounds = Number(process.env.BENCH_ROUNDS ?? "5")
+const value = Redacted.make("sk-or-v1-".padEnd(256, "x"))
+
+const log = (s: string) => {
+  if (!json) process.stderr.write(`${s}\n`)
+}
+
+/**
+ * Ops per second of wall time and per second of this process's CPU time. The engine runs in
+ * this process, so CPU time covers client and server; on a shared, loaded machine it is the
+ * steadier of the two and the one the ratios are taken from.
+ */
+const rate = async (op: () => Promise<unknown>, ms: number): Promise<{ wall: number; cpu: number }> => {
+  let ops = 0
+  const start = performance.now()
+  const cpu0 = process.cpuUsage()
+  const end = start + ms
+  while (performance.now() < end) {
+    await op()
+    ops++
+  }
+  const cpu = process.cpuUsage(cpu0)
+  return { wall: ops / ((performance.now() - start) / 1000), cpu: ops / ((cpu.user + cpu.system) / 1e6) }
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((x, y) => x - y)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+const setup = async (signing: "sigv4" | "static-local") => {
+  const layer = SecretStore.layerDynamoDb.pipe(
+    Layer.provideMerge(
+      Layer.merge(
+        DynamoDb.layerEmbedded({ signing }),
+        DekCache.layer().pipe(Layer.provide(KeyProvider.layerMemory))
+      )
+    )
+  )
+  const runtime = ManagedRuntime.make(layer)
+  const { store, db } = await runtime.runPromise(
+    Effect.all({ store: SecretStore.SecretStore, db: DynamoDb.DynamoDb })
+  )
+  await runtime.runPromise(store.put("bench", "openrouter/api-key", value))
+  const key = { PK: { S: "wallet#bench" }, SK: { S: "secret#openrouter/api-key#v000000001" } }
+  let n = 0
+  const ops = {
+    rawGet: () =>
+      db.client.send(new GetItemCommand({ TableName: db.tables.vault, Key: key, ConsistentRead: true })),
+    rawQuery: () =>
+      db.client.send(
+        new QueryCommand({
+          TableName: db.tables.vault,
+          KeyConditionExpression: "PK = :pk AND begins_with(SK, :prefix)",
+          ExpressionAttributeValues: { ":pk": key.PK, ":prefix": { S: "secret#openrouter/api-key#v" } },
+          ScanIndexForward: false,
+          Limit: 1,
+          ConsistentRead: true
+        })
+      ),
+    vaultGet: () => runtime.runPromise(store.get("bench", "openrouter/api-key")),
+    rawPut: () =>
+      db.client.send(
+        new PutItemCommand({
+          TableName: db.tables.vault,
+          Item: { PK: { S: "wallet#raw" }, SK: { S: `raw#${n++}` }, blob: { B: new Uint8Array(300) } }
+        })
+      ),
+    vaultPut: () => runtime.runPromise(store.put("bench-put", `put/${n++ % 64}`, value))
+  }
+  return { ops, dispose: () => runtime.dispose() }
+}
+
+const main = async () => {
+  const sig = await setup("sigv4")
+  const local = await setup("static-local")
+  const variants = {
+    "raw GetItem (sigv4)": sig.ops.rawGet,
+    "raw Query Limit 1 (sigv4)": sig.ops.rawQuery,
+    "vault get (sigv4)": sig.ops.vaultGet,
+    "raw PutItem (sigv4)": sig.ops.rawPut,
+    "vault put (sigv4)": sig.ops.vaultPut,
+    "raw GetItem (static-local)": local.ops.rawGet,
+    "raw Query Limit 1 (static-local)": local.ops.rawQuery,
+    "vault get (static-local)": local.ops.vaultGet,
+    "raw PutItem (static-local)": local.ops.rawPut,
+    "vault put (static-local)": local.ops.vaultPut
+  }
+  type Variant = keyof typeof variants
+  const names = Object.keys(variants) as Array<Variant>
+  // Warm up every path (JIT, sockets, DEK cache).
+  for (const name of names) await rate(variants[name], 200)
+  const samples = new Map<Variant, Array<{ wall: number; cpu: number }>>(names.map((name) => [name, []]))
+  const perRound = (seconds * 1000) / rounds
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) samples.get(name)!.push(await rate(variants[name], perRound))
+  }
+  await sig.dispose()
+  await local.dispose()
+  const m = (name: Variant) => median(samples.get(name)!.map((s) => s.cpu))
+  const wall = (name: Variant) => median(samples.get(name)!.map((s) => s.wall))
+  const row = (figure: string, value: number, baseline: number, target: number | null) => {
+    const ratio = value / baseline
+    return {
+      figure,
+      unit: "ops/s per CPU-second",
+      value: Math.round(value),
+      baseline: Math.round(baseline),
+      ratio: Math.round(ratio * 1000) / 1000,
+      target,
+      met: target === null ? null : ratio >= target
+    }
+  }
+  const rows = [
+    row(
+      "vault get vs raw GetItem (static-local signer, default embedded)",
+      m("vault get (static-local)"),
+      m("raw GetItem (static-local)"),
+      0.7
+    ),
+    row("vault get vs raw GetItem (sigv4)", m("vault get (sigv4)"), m("raw GetItem (sigv4)"), 0.7),
+    row(
+      "raw Query Limit 1 vs raw GetItem (static-local): the engine's cost of the design",
+      m("raw Query Limit 1 (static-local)"),
+      m("raw GetItem (static-local)"),
+      null
+    ),
+    row(
+      "vault get vs raw Query Limit 1 (static-local): the vault's own cost",
+      m("vault get (static-local)"),
+      m("raw Query Limit 1 (static-local)"),
+      null
+    ),
+    row(
+      "vault put vs raw PutItem (static-local)",
+      m("vault put (static-local)"),
+      m("raw PutItem (static-local)"),
+      null
+    ),
+    row("vault put vs raw PutItem (sigv4)", m("vault put (sigv4)"), m("raw PutItem (sigv4)"), null),
+    row(
+      "raw GetItem: static-local signer vs sigv4",
+      m("raw GetItem (static-local)"),
+      m("raw GetItem (sigv4)"),
+      null
+    ),
+    row(
+      "vault get: static-local signer vs sigv4",
+      m("vault get (static-local)"),
+      m("vault get (sigv4)"),
+      null
+    )
+  ]
+  if (json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`)
+  } else {
+    log(
+      `load average ${(await import("node:os"))
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")}`
+    )
+    for (const name of names) {
+      log(
+        `${name.padEnd(34)} ${Math.round(m(name)).toString().padStart(6)} ops/CPU-s ${Math.round(wall(name)).toString().padStart(6)} ops/s wall`
+      )
+    }
+    log("")
+    for (const r of rows) {
+      log(
+        `${r.figure.padEnd(66)} ${String(r.value).padStart(6)} / ${String(r.baseline).padStart(6)} = ${r.ratio.toFixed(3)}` +
+          (r.target === null ? "" : `  target ≥ ${r.target} ${r.met ? "met" : "NOT MET"}`)
+      )
+    }
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`)
+  process.exit(1)
+})
