@@ -116,7 +116,7 @@ export const makeStore = (backend: Backend, keys: KeyProvider.KeyProviderShape):
           version: written.version,
           createdAt: new Date(written.createdAt)
         })
-      }).pipe(Effect.withSpan("SecretStore.put", { attributes: { wallet, name } })),
+      }).pipe(Effect.withSpan("SecretStore.put", { captureStackTrace: false, attributes: { wallet, name } })),
 
     get: (wallet, name, version) =>
       Effect.gen(function* () {
@@ -138,7 +138,7 @@ export const makeStore = (backend: Backend, keys: KeyProvider.KeyProviderShape):
           (error): error is BackendError => error instanceof BackendError,
           (error) => Effect.fail(unavailable(error))
         ),
-        Effect.withSpan("SecretStore.get", { attributes: { wallet, name } })
+        Effect.withSpan("SecretStore.get", { captureStackTrace: false, attributes: { wallet, name } })
       ),
 
     list: (wallet) =>
@@ -170,7 +170,7 @@ export const makeStore = (backend: Backend, keys: KeyProvider.KeyProviderShape):
           )
         }
         return summaries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-      }).pipe(Effect.withSpan("SecretStore.list", { attributes: { wallet } })),
+      }).pipe(Effect.withSpan("SecretStore.list", { captureStackTrace: false, attributes: { wallet } })),
 
     delete: (wallet, name) =>
       Effect.gen(function* () {
@@ -186,6 +186,8 @@ export const makeStore = (backend: Backend, keys: KeyProvider.KeyProviderShape):
           version: written.version,
           createdAt: new Date(written.createdAt)
         })
-      }).pipe(Effect.withSpan("SecretStore.delete", { attributes: { wallet, name } }))
+      }).pipe(
+        Effect.withSpan("SecretStore.delete", { captureStackTrace: false, attributes: { wallet, name } })
+      )
   }
 }
