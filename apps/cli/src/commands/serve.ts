@@ -1,0 +1,64 @@
+/**
+ * `aap serve` (the broker) and `aap worker` (the background jobs) in this process. Both are
+ * configured from the environment (DESIGN §13); the flags below set the matching variables.
+ */
+import { Command, Options } from "@effect/cli"
+import { Console, Effect, Option } from "effect"
+import { ExitCode } from "../ExitCode.js"
+
+const env = (name: string, value: Option.Option<string>) =>
+  Effect.sync(() => {
+    if (Option.isSome(value)) process.env[name] = value.value
+  })
+
+const options = {
+  listen: Options.text("listen").pipe(
+    Options.withDescription(
+      "HOST:PORT to listen on (sets AAP_LISTEN; default 127.0.0.1:8787, port 0 picks one)"
+    ),
+    Options.optional
+  ),
+  home: Options.text("home").pipe(
+    Options.withDescription("state directory (sets AAP_HOME; default ./.aap)"),
+    Options.optional
+  ),
+  catalog: Options.text("catalog").pipe(
+    Options.withDescription("catalog file (sets AAP_CATALOG; default examples/catalog.yaml)"),
+    Options.optional
+  )
+}
+
+export const serve = Command.make("serve", options, (o) =>
+  Effect.gen(function* () {
+    yield* env("AAP_LISTEN", o.listen)
+    yield* env("AAP_HOME", o.home)
+    yield* env("AAP_CATALOG", o.catalog)
+    const S = yield* Effect.promise(() => import("../internal/Serve.js"))
+    return yield* S.serve.pipe(
+      Effect.catchAll((e) =>
+        Effect.zipRight(Console.error(`aap serve: ${e.message}`), new ExitCode({ code: 2 }))
+      )
+    )
+  })
+).pipe(
+  Command.withDescription(
+    "Run the broker (embedded mode unless AAP_DYNAMODB_ENDPOINT / AAP_KMS_KEY_ID are set). Prints where it listens and, on the first start, where the operator token was written. Ctrl-C drains and stops."
+  )
+)
+
+export const worker = Command.make("worker", options, (o) =>
+  Effect.gen(function* () {
+    yield* env("AAP_HOME", o.home)
+    yield* env("AAP_CATALOG", o.catalog)
+    const W = yield* Effect.promise(() => import("../internal/Worker.js"))
+    return yield* W.run.pipe(
+      Effect.catchAll((e) =>
+        Effect.zipRight(Console.error(`aap worker: ${e.message}`), new ExitCode({ code: 2 }))
+      )
+    )
+  })
+).pipe(
+  Command.withDescription(
+    "Run the background worker: expiry sweeps, upstream revocation, STS deny list, audit checkpoints."
+  )
+)
