@@ -227,7 +227,10 @@ export const layerMemoryDeks = (initial: ReadonlyArray<WrappedDek>): Layer.Layer
       return Context.make(WrappedDeks, deks).pipe(
         Context.add(MemoryDeks, {
           all: Effect.sync(() => [...items.values()]),
-          failAfter: (n) => Effect.sync(() => void (failAfter.remaining = n))
+          failAfter: (n) =>
+            Effect.sync(() => {
+              failAfter.remaining = n
+            })
         })
       )
     })
