@@ -63,40 +63,6 @@ export interface Link {
 
 const PREFIX = '{"hash":"'
 
-/**
- * Fast path: a line in the writer's layout whose body hashes to its `hash`. Reads `seq`,
- * `prevHash` and `stream` from the text: in canonical order they are top-level members after
- * every nested object (actor, details, hmac), and a JSON string cannot contain the unescaped
- * pattern `"seq":`, so the last occurrence is the top-level member.
- */
-export const fastLink = (line: string): Link | undefined => {
-  if (
-    line.length < 120 ||
-    !line.startsWith(PREFIX) ||
-    line.charCodeAt(73) !== 34 ||
-    line.charCodeAt(74) !== 44
-  ) {
-    return undefined
-  }
-  const hash = line.slice(9, 73)
-  if (sha256Hex("{" + line.slice(75)) !== hash) return undefined
-  const p = line.lastIndexOf('"prevHash":"')
-  const s = line.lastIndexOf('"seq":')
-  const st = line.lastIndexOf('"stream":"')
-  if (p < 0 || s < 0 || st < 0) return undefined
-  const prevHash = line.slice(p + 12, p + 76)
-  let seq = 0
-  let i = s + 6
-  for (;;) {
-    const c = line.charCodeAt(i)
-    if (c < 48 || c > 57) break
-    seq = seq * 10 + (c - 48)
-    i++
-  }
-  const streamEnd = line.indexOf('"', st + 10)
-  return { seq, hash, prevHash, stream: line.slice(st + 10, streamEnd) }
-}
-
 const PREFIX_BYTES = Buffer.from(PREFIX, "latin1")
 const PREV_HASH = Buffer.from('"prevHash":"', "latin1")
 const SEQ = Buffer.from('"seq":', "latin1")
