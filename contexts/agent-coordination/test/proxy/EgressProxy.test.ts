@@ -5,7 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Exit, Layer, Redacted, Ref, Schema, TestClock } from "effect"
 import * as CurrentCatalog from "../../src/CurrentCatalog.js"
 import * as Ports from "../../src/delivery/Ports.js"
-import * as Proxy from "../../src/proxy/Proxy.js"
+import * as EgressProxy from "../../src/proxy/EgressProxy.js"
 
 const KEY = "CANARY-proxy-upstream-key-41c7"
 const T0 = 1_900_000_000_000
@@ -56,7 +56,7 @@ interface Harness {
 
 class TestHarness extends Effect.Tag("test/ProxyHarness")<TestHarness, Harness>() {}
 
-const makeLayer = (config: Partial<Proxy.ProxyConfigShape> = {}) => {
+const makeLayer = (config: Partial<EgressProxy.ProxyConfigShape> = {}) => {
   const sessions = new Map<string, Ports.SessionView>()
   const vaultReads = { n: 0 }
   const catalogRef = Ref.unsafeMake(catalog)
@@ -69,7 +69,7 @@ const makeLayer = (config: Partial<Proxy.ProxyConfigShape> = {}) => {
       })
     )
   ).pipe(Layer.provide(Ports.secretsMemory([["codex", "llm/api-key", KEY]])))
-  return Proxy.layer.pipe(
+  return EgressProxy.layer.pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         Ports.sessionsFromMap(sessions),
@@ -77,7 +77,7 @@ const makeLayer = (config: Partial<Proxy.ProxyConfigShape> = {}) => {
         CurrentCatalog.fromRef(catalogRef),
         AuditLog.layerMemory,
         SystemKeys.layerMemory,
-        Proxy.layerConfig({ publicUrl: "http://broker.test:8787/", ...config }),
+        EgressProxy.layerConfig({ publicUrl: "http://broker.test:8787/", ...config }),
         Layer.succeed(TestHarness, { sessions, vaultReads, catalogRef })
       )
     )
@@ -110,7 +110,7 @@ const backingOf = (c: Catalog.Catalog, id: string) => {
 
 const tokenFor = (s: Ports.SessionView) =>
   Effect.gen(function* () {
-    const proxy = yield* Proxy.EgressProxy
+    const proxy = yield* EgressProxy.EgressProxy
     const issued = yield* proxy.issue(s, backingOf(catalog, "llm"))
     return Redacted.value(issued.credential.token)
   })
@@ -133,7 +133,7 @@ const failureTag = <A, E extends { readonly _tag: string }>(exit: Exit.Exit<A, E
   })
 
 const inLayer =
-  (config: Partial<Proxy.ProxyConfigShape> = {}) =>
+  (config: Partial<EgressProxy.ProxyConfigShape> = {}) =>
   <A, E, R>(test: Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
       yield* TestClock.setTime(T0)
@@ -143,7 +143,7 @@ const inLayer =
 describe("EgressProxy", () => {
   it.effect("issue: the base URL and a proxy token, never the key", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const s = yield* addSession()
       const issued = yield* proxy.issue(s, backingOf(catalog, "llm"))
       assert.strictEqual(issued.credential.baseUrl, `http://broker.test:8787/v1/proxy/${s.id}`)
@@ -169,7 +169,7 @@ describe("EgressProxy", () => {
 
   it.effect("open: a valid request gets the injected credential and the upstream target", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const s = yield* addSession()
       const grant = yield* proxy.open(req(s.id, yield* tokenFor(s)))
       assert.strictEqual(Redacted.value(grant.credential), `Bearer ${KEY}`)
@@ -199,7 +199,7 @@ describe("EgressProxy", () => {
 
   it.effect("open: a missing, forged or foreign token is 401 without a store or vault read or audit", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const a = yield* addSession()
       const b = yield* addSession()
       const tokenB = yield* tokenFor(b)
@@ -218,7 +218,7 @@ describe("EgressProxy", () => {
 
   it.effect("open: revocation and expiry take effect on the next request", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const h = yield* TestHarness
       const s = yield* addSession("active", "llm", 60)
       const token = yield* tokenFor(s)
@@ -239,7 +239,7 @@ describe("EgressProxy", () => {
     "open: paths, methods and traversal outside the allow-list are refused and audited, without a vault read",
     () =>
       Effect.gen(function* () {
-        const proxy = yield* Proxy.EgressProxy
+        const proxy = yield* EgressProxy.EgressProxy
         const s = yield* addSession()
         const token = yield* tokenFor(s)
         assert.strictEqual(
@@ -273,7 +273,7 @@ describe("EgressProxy", () => {
 
   it.effect("open: the catalog in force now decides (capability removed, proxy removed)", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const h = yield* TestHarness
       const s = yield* addSession()
       const token = yield* tokenFor(s)
@@ -295,7 +295,7 @@ describe("EgressProxy", () => {
 
   it.effect("open: request and byte budgets answer ProxyBudgetExceeded", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const s = yield* addSession()
       const token = yield* tokenFor(s)
       yield* proxy.open(req(s.id, token))
@@ -323,7 +323,7 @@ describe("EgressProxy", () => {
     "a lost proxy.request record closes the proxy until the audit is back, and the gap is recorded",
     () =>
       Effect.gen(function* () {
-        const proxy = yield* Proxy.EgressProxy
+        const proxy = yield* EgressProxy.EgressProxy
         const sink = yield* AuditSink.MemorySink
         const s = yield* addSession()
         const token = yield* tokenFor(s)
@@ -349,7 +349,7 @@ describe("EgressProxy", () => {
 
   it.effect("a secret missing from the wallet is CredentialUnavailable", () =>
     Effect.gen(function* () {
-      const proxy = yield* Proxy.EgressProxy
+      const proxy = yield* EgressProxy.EgressProxy
       const h = yield* TestHarness
       const s = yield* addSession()
       h.sessions.set(s.id, { ...s, wallet: "claude", agent: "codex" })
@@ -373,10 +373,10 @@ describe("EgressProxy", () => {
   )
 
   it("baseUrlVariable names the SDK variables", () => {
-    assert.strictEqual(Proxy.baseUrlVariable("OPENROUTER_API_KEY"), "OPENROUTER_BASE_URL")
-    assert.strictEqual(Proxy.baseUrlVariable("ANTHROPIC_API_KEY"), "ANTHROPIC_BASE_URL")
-    assert.strictEqual(Proxy.baseUrlVariable("OPENAI_API_KEY"), "OPENAI_BASE_URL")
-    assert.strictEqual(Proxy.baseUrlVariable("GROQ_TOKEN"), "GROQ_BASE_URL")
-    assert.strictEqual(Proxy.baseUrlVariable("SOMETHING"), "SOMETHING_BASE_URL")
+    assert.strictEqual(EgressProxy.baseUrlVariable("OPENROUTER_API_KEY"), "OPENROUTER_BASE_URL")
+    assert.strictEqual(EgressProxy.baseUrlVariable("ANTHROPIC_API_KEY"), "ANTHROPIC_BASE_URL")
+    assert.strictEqual(EgressProxy.baseUrlVariable("OPENAI_API_KEY"), "OPENAI_BASE_URL")
+    assert.strictEqual(EgressProxy.baseUrlVariable("GROQ_TOKEN"), "GROQ_BASE_URL")
+    assert.strictEqual(EgressProxy.baseUrlVariable("SOMETHING"), "SOMETHING_BASE_URL")
   })
 })
