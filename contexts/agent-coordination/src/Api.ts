@@ -32,6 +32,8 @@ import {
 } from "./Errors.js"
 import { Session, SessionId, Status } from "./Session.js"
 
+/** What the broker's authentication resolves a bearer token to (it passes it to the services). */
+export { Principal } from "./Principal.js"
 export { Session } from "./Session.js"
 
 /** `POST /v1/sessions` */

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Either } from "effect"
+import { DateTime, Either, FastCheck } from "effect"
 import * as Session from "../src/Session.js"
 
 const t0 = DateTime.unsafeMake("2026-11-22T10:00:00.000Z")
@@ -135,6 +135,54 @@ describe("Session state machine", () => {
     assert.deepStrictEqual(
       second.session.approvals.map((a) => a.operator),
       ["alice", "bob"]
+    )
+  })
+})
+
+describe("Session state machine (property)", () => {
+  const op = FastCheck.record({
+    kind: FastCheck.constantFrom("approve", "deny", "revoke", "expire"),
+    operator: FastCheck.constantFrom("alice", "bob", "carol"),
+    advance: FastCheck.integer({ min: 0, max: 400 })
+  })
+
+  it("any sequence: terminal states absorb, versions grow by one per success, approvals stay distinct", () => {
+    FastCheck.assert(
+      FastCheck.property(
+        FastCheck.integer({ min: 0, max: 3 }),
+        FastCheck.array(op, { maxLength: 12 }),
+        (n, ops) => {
+          let s = base(n).session
+          let when = t0
+          for (const o of ops) {
+            when = DateTime.add(when, { seconds: o.advance })
+            const before = s
+            const r =
+              o.kind === "approve"
+                ? Session.approve(s, o.operator, undefined, when)
+                : o.kind === "deny"
+                  ? Session.deny(s, o.operator, undefined, when)
+                  : o.kind === "revoke"
+                    ? Session.revoke(s, operator, undefined, when)
+                    : Session.expire(s, when)
+            if (Either.isRight(r)) {
+              s = r.right.session
+              if (s.version !== before.version + 1) return false
+              if (Session.isTerminal(before)) return false
+            } else if (
+              Session.isTerminal(before) &&
+              r.left._tag !== "Conflict" &&
+              r.left._tag !== "Expired"
+            ) {
+              return false
+            }
+            if (new Set(s.approvals.map((a) => a.operator)).size !== s.approvals.length) return false
+            if (s.status === "active" && s.approvals.length < s.requiredApprovals) return false
+            if (s.status === "pending_approval" && s.approvals.length >= s.requiredApprovals) return false
+          }
+          return true
+        }
+      )
     )
   })
 })
