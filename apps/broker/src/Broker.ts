@@ -229,7 +229,9 @@ export const layer = (
   config: BrokerConfigShape,
   options: Services.Options = {}
 ): Layer.Layer<BrokerInfo | BrokerBootstrap | BrokerMetrics, BrokerStartError> =>
-  Layer.mergeAll(layerHttp(config), bootstrapOperator(config)).pipe(
+  // The bootstrap runs before the server listens, so a ready broker has its operator token.
+  layerHttp(config).pipe(
+    Layer.provideMerge(bootstrapOperator(config)),
     Layer.provide(Services.layerServices(config, options)),
     Layer.provideMerge(layerMetrics),
     Layer.provide(loggerLayer(config.logLevel, options.logSink)),

@@ -46,6 +46,10 @@ export interface BrokerConfigShape {
   /** How long a decrypted secret may be reused for deliveries (0: read the vault every time). */
   readonly secretCacheTtl: Duration.Duration
   readonly logLevel: "debug" | "info" | "warning" | "error" | "none"
+  /** Live (pending or active) sessions one agent may hold (429 beyond). */
+  readonly maxLiveSessionsPerAgent: number
+  /** Session requests one agent may make per minute (429 beyond). */
+  readonly sessionRequestsPerMinute: number
 }
 
 /**
@@ -162,6 +166,17 @@ const positiveInt = (name: string, fallback: number, max: number) =>
     Config.withDefault(fallback)
   )
 
+const count = (name: string, fallback: number) =>
+  Config.string(name).pipe(
+    Config.mapOrFail((raw) => {
+      const n = Number(raw)
+      return Number.isInteger(n) && n > 0 && n <= 1_000_000
+        ? Either.right(n)
+        : Either.left(invalid(`expected a whole number from 1 to 1000000, got ${JSON.stringify(raw)}`))
+    }),
+    Config.withDefault(fallback)
+  )
+
 const duration = (name: string, fallback: Duration.DurationInput, min: Duration.Duration) =>
   Config.string(name).pipe(
     Config.mapOrFail((raw) => {
@@ -249,7 +264,9 @@ export const config: Config.Config<BrokerConfigShape> = Config.all({
   shutdownGrace: duration("AAP_SHUTDOWN_GRACE", "10 seconds", Duration.millis(0)),
   cacheTtl: duration("AAP_CACHE_TTL", "2 seconds", Duration.millis(0)),
   secretCacheTtl: duration("AAP_SECRET_CACHE_TTL", "2 seconds", Duration.millis(0)),
-  logLevel: oneOf("AAP_LOG_LEVEL", ["debug", "info", "warning", "error", "none"] as const, "info")
+  logLevel: oneOf("AAP_LOG_LEVEL", ["debug", "info", "warning", "error", "none"] as const, "info"),
+  maxLiveSessionsPerAgent: count("AAP_MAX_LIVE_SESSIONS_PER_AGENT", 10),
+  sessionRequestsPerMinute: count("AAP_SESSION_REQUESTS_PER_MINUTE", 30)
 })
 
 const problemsOf = (error: ConfigError.ConfigError): Array<ConfigProblem> => {
@@ -309,6 +326,8 @@ export const make = (overrides: Partial<BrokerConfigShape> = {}): BrokerConfigSh
   cacheTtl: Duration.seconds(2),
   secretCacheTtl: Duration.seconds(2),
   logLevel: "info",
+  maxLiveSessionsPerAgent: 10,
+  sessionRequestsPerMinute: 30,
   ...overrides
 })
 

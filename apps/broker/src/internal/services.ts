@@ -146,10 +146,13 @@ export const layerServices = (
     Layer.provide(bootstrapTables)
   )
   const repos = Layer.mergeAll(IdentityRepository.layer, SessionRepository.layer).pipe(Layer.provide(store))
-  const coordination = Layer.mergeAll(Identities.layer, Sessions.layer()).pipe(
-    Layer.provideMerge(repos),
-    Layer.provide(currentCatalog)
-  )
+  const coordination = Layer.mergeAll(
+    Identities.layer,
+    Sessions.layer({
+      maxLiveSessionsPerAgent: config.maxLiveSessionsPerAgent,
+      requestsPerMinute: config.sessionRequestsPerMinute
+    })
+  ).pipe(Layer.provideMerge(repos), Layer.provide(currentCatalog))
   const auth = layerAuthenticator(config.cacheTtl)
   const vault = SecretStore.layerDynamoDb.pipe(Layer.mapError(describe("cannot reach the vault table")))
   const secrets = layerSecrets(config.secretCacheTtl).pipe(Layer.provide(vault))

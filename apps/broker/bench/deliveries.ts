@@ -1,0 +1,362 @@
+/**
+ * Audited credential deliveries per second through the embedded broker (issue 8), next to two
+ * baselines measured in the same run: a trivial endpoint on the same HttpApi stack (`/healthz`,
+ * through every middleware) and a bare `node:http` server. 32 connections (autocannon).
+ *
+ *   pnpm --filter @aap/broker bench            # table
+ *   pnpm --filter @aap/broker bench -- --json  # rows {figure, unit, value, baseline, ratio, target, met}
+ *   ... --duration 10 --profile                # seconds per run; CPU profile of the broker
+ *
+ * Each server runs in its own child process (the load generator stays out of its event loop);
+ * RSS is the broker child's VmRSS sampled during the delivery run.
+ */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import autocannon from "autocannon"
+
+const args = process.argv.slice(2)
+const json = args.includes("--json")
+const profile = args.includes("--profile")
+const durationArg = args.indexOf("--duration")
+const duration = durationArg >= 0 ? Number(args[durationArg + 1]) : 10
+const connections = 32
+
+const root = Path.resolve(import.meta.dirname, "../../..")
+const catalog = Path.join(root, "examples/catalog.yaml")
+const log = (s: string) => {
+  if (!json) process.stderr.write(`${s}\n`)
+}
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve) => {
+    import("node:net").then((net) => {
+      const srv = net.createServer()
+      srv.listen(0, "127.0.0.1", () => {
+        const address = srv.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        srv.close(() => resolve(port))
+      })
+    })
+  })
+
+const waitFor = async (url: string, ms = 60_000) => {
+  const until = Date.now() + ms
+  for (;;) {
+    try {
+      const r = await fetch(url)
+      if (r.ok) return
+    } catch {
+      // not yet
+    }
+    if (Date.now() > until) throw new Error(`${url} did not become ready`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+const rssOf = (pid: number): number => {
+  const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
+  const m = /VmRSS:\s+(\d+) kB/.exec(status)
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+interface Run {
+  readonly rps: number
+  readonly p50: number
+  readonly p99: number
+  readonly errors: number
+  readonly non2xx: number
+  readonly rssMax?: number
+}
+
+const load = (opts: autocannon.Options, pid?: number): Promise<Run> =>
+  new Promise((resolve, reject) => {
+    let rssMax = 0
+    const timer =
+      pid === undefined ? undefined : setInterval(() => (rssMax = Math.max(rssMax, rssOf(pid))), 250)
+    autocannon({ connections, duration, ...opts }, (err, result) => {
+      if (timer) clearInterval(timer)
+      if (err) return reject(err)
+      resolve({
+        rps: result.requests.average,
+        p50: result.latency.p50,
+        p99: result.latency.p99,
+        errors: result.errors + result.timeouts,
+        non2xx: result.non2xx,
+        ...(pid === undefined ? {} : { rssMax })
+      })
+    })
+  })
+
+const post = async (url: string, token: string | undefined, body: unknown, method = "POST") => {
+  const r = await fetch(url, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body)
+  })
+  const text = await r.text()
+  if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${text}`)
+  return JSON.parse(text) as Record<string, unknown>
+}
+
+const children: Array<ChildProcess> = []
+const stopAll = () => {
+  for (const c of children) c.kill("SIGTERM")
+}
+process.on("exit", stopAll)
+
+const main = async () => {
+  // --- bare node:http ---
+  const barePort = await freePort()
+  const bare = spawn(
+    process.execPath,
+    [
+      "-e",
+      `require("node:http").createServer((q,s)=>{s.setHeader("content-type","application/json");s.end('{"status":"ok"}')}).listen(${barePort},"127.0.0.1")`
+    ],
+    { stdio: "ignore" }
+  )
+  children.push(bare)
+  await waitFor(`http://127.0.0.1:${barePort}/`)
+
+  // --- the embedded broker ---
+  const home = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-bench-"))
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const profDir = Path.join(home, "prof")
+  const broker = spawn(
+    process.execPath,
+    [...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : []), "--import", "tsx", "src/main.ts"],
+    {
+      cwd: Path.resolve(import.meta.dirname, ".."),
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        AAP_HOME: home,
+        AAP_LISTEN: `127.0.0.1:${port}`,
+        AAP_CATALOG: catalog,
+        AAP_LOG_LEVEL: "info",
+        AAP_MAX_LIVE_SESSIONS_PER_AGENT: "1000000",
+        AAP_SESSION_REQUESTS_PER_MINUTE: "1000000"
+      }
+    }
+  )
+  children.push(broker)
+  await waitFor(`${url}/readyz`)
+  const op = Fs.readFileSync(Path.join(home, "operator.token"), "utf8").trim()
+  await post(
+    `${url}/v1/wallets/codex/secrets/openrouter%2Fapi-key`,
+    op,
+    { value: "sk-or-bench-value" },
+    "PUT"
+  )
+  const { code } = await post(`${url}/v1/agents/codex/link-codes`, op, {})
+  const { token: agent } = await post(`${url}/v1/link-codes/redeem`, undefined, { code })
+  const session = await post(`${url}/v1/sessions`, String(agent), {
+    capability: "openrouter-chat",
+    ttlSeconds: 3600
+  })
+  const deliverPath = `/v1/sessions/${String(session.id)}/credentials`
+  const agentHeaders = { authorization: `Bearer ${String(agent)}`, "content-type": "application/json" }
+
+  // warm-up
+  await load({ url: `${url}${deliverPath}`, method: "POST", headers: agentHeaders, body: "{}", duration: 2 })
+
+  log(`bare node:http, ${duration}s x ${connections} connections ...`)
+  const bareRun = await load({ url: `http://127.0.0.1:${barePort}/` })
+  log("trivial HttpApi endpoint (GET /healthz on the broker) ...")
+  const trivial = await load({ url: `${url}/healthz` }, broker.pid)
+  log("audited deliveries (POST /v1/sessions/{id}/credentials, low-tier bearer-token) ...")
+  const deliveries = await load(
+    { url: `${url}${deliverPath}`, method: "POST", headers: agentHeaders, body: "{}" },
+    broker.pid
+  )
+  log("session request + delivery pairs ...")
+  let pairs = 0
+  const pairRun = await load(
+    {
+      url,
+      requests: [
+        {
+          method: "POST",
+          path: "/v1/sessions",
+          headers: agentHeaders,
+          body: JSON.stringify({ capability: "openrouter-chat" }),
+          onResponse: (status, body, context) => {
+            if (status === 201) context.session = JSON.parse(body).id
+          }
+        },
+        {
+          method: "POST",
+          headers: agentHeaders,
+          body: "{}",
+          setupRequest: (req, context) => ({
+            ...req,
+            path: `/v1/sessions/${String(context.session)}/credentials`
+          }),
+          onResponse: (status) => {
+            if (status === 200) pairs++
+          }
+        }
+      ]
+    },
+    broker.pid
+  )
+  const pairsPerSecond = pairs / duration
+
+  // audit appended for every delivery?
+  const verify = (await (
+    await fetch(`${url}/v1/audit/verify`, { headers: { authorization: `Bearer ${op}` } })
+  ).json()) as {
+    ok: boolean
+    streams: Array<{ records: number }>
+  }
+
+  broker.kill("SIGINT")
+  await new Promise((r) => broker.once("exit", r))
+  bare.kill("SIGTERM")
+
+  const rows = [
+    {
+      figure: "audited deliveries/s (low-tier bearer-token, 32 conn)",
+      unit: "req/s",
+      value: Math.round(deliveries.rps),
+      baseline: Math.round(trivial.rps),
+      ratio: round(deliveries.rps / trivial.rps),
+      target: ">= 0.8 x trivial HttpApi endpoint",
+      met: deliveries.rps >= 0.8 * trivial.rps
+    },
+    {
+      figure: "audited deliveries/s absolute",
+      unit: "req/s",
+      value: Math.round(deliveries.rps),
+      baseline: 1500,
+      ratio: round(deliveries.rps / 1500),
+      target: ">= 1500/s",
+      met: deliveries.rps >= 1500
+    },
+    {
+      figure: "delivery p99 latency",
+      unit: "ms",
+      value: deliveries.p99,
+      baseline: trivial.p99,
+      ratio: round(deliveries.p99 / Math.max(trivial.p99, 1)),
+      target: "<= 50 ms",
+      met: deliveries.p99 <= 50
+    },
+    {
+      figure: "delivery p50 latency",
+      unit: "ms",
+      value: deliveries.p50,
+      baseline: trivial.p50,
+      ratio: round(deliveries.p50 / Math.max(trivial.p50, 1)),
+      target: "report",
+      met: true
+    },
+    {
+      figure: "deliveries vs bare node:http",
+      unit: "req/s",
+      value: Math.round(deliveries.rps),
+      baseline: Math.round(bareRun.rps),
+      ratio: round(deliveries.rps / bareRun.rps),
+      target: "report",
+      met: true
+    },
+    {
+      figure: "trivial HttpApi endpoint vs bare node:http",
+      unit: "req/s",
+      value: Math.round(trivial.rps),
+      baseline: Math.round(bareRun.rps),
+      ratio: round(trivial.rps / bareRun.rps),
+      target: "report",
+      met: true
+    },
+    {
+      figure: "session request + delivery pairs/s",
+      unit: "pairs/s",
+      value: Math.round(pairsPerSecond),
+      baseline: Math.round(deliveries.rps),
+      ratio: round(pairsPerSecond / deliveries.rps),
+      target: "report",
+      met: true
+    },
+    {
+      figure: "broker RSS during deliveries (max)",
+      unit: "MiB",
+      value: Math.round((deliveries.rssMax ?? 0) / 1048576),
+      baseline: Math.round((trivial.rssMax ?? 0) / 1048576),
+      ratio: round((deliveries.rssMax ?? 0) / Math.max(trivial.rssMax ?? 1, 1)),
+      target: "report",
+      met: true
+    },
+    {
+      figure: "failed responses during the delivery run",
+      unit: "count",
+      value: deliveries.errors + deliveries.non2xx,
+      baseline: 0,
+      ratio: 0,
+      target: "0",
+      met: deliveries.errors + deliveries.non2xx === 0
+    },
+    {
+      figure: "audit chain verifies after the runs",
+      unit: "records",
+      value: verify.streams.reduce((n, s) => n + s.records, 0),
+      baseline: 0,
+      ratio: 0,
+      target: "ok",
+      met: verify.ok
+    }
+  ]
+  if (json) {
+    for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`)
+  } else {
+    console.table(rows)
+    log(`pair run: ${pairRun.non2xx} non-2xx, ${pairRun.errors} errors`)
+  }
+  if (profile) summariseProfile(profDir)
+}
+
+const round = (n: number) => Math.round(n * 100) / 100
+
+/** Self time by function from the broker's .cpuprofile, top 25. */
+const summariseProfile = (dir: string) => {
+  const file = Fs.readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
+  if (!file) return log("no CPU profile written")
+  const prof = JSON.parse(Fs.readFileSync(Path.join(dir, file), "utf8")) as {
+    nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>
+    samples: Array<number>
+  }
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]))
+  const self = new Map<string, number>()
+  const byPackage = new Map<string, number>()
+  for (const id of prof.samples) {
+    const n = byId.get(id)
+    if (!n) continue
+    const url = n.callFrame.url
+    const pkg =
+      /node_modules\/\.pnpm\/([^/]+)/.exec(url)?.[1]?.replace(/@\d.*$/, "") ??
+      /\/work\/main\/([^/]+\/[^/]+)/.exec(url)?.[1] ??
+      (url === "" ? `(${n.callFrame.functionName || "native"})` : "node:internal")
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + 1)
+    const key = `${n.callFrame.functionName || "(anonymous)"} ${url.split("/").slice(-2).join("/")}:${n.callFrame.lineNumber}`
+    self.set(key, (self.get(key) ?? 0) + 1)
+  }
+  const total = prof.samples.length
+  const top = (m: Map<string, number>, k: number) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, k)
+      .map(([name, n]) => ({ name, pct: round((100 * n) / total) }))
+  console.log("CPU self time by package (broker, whole run):")
+  console.table(top(byPackage, 15))
+  console.log("CPU self time by function (top 25):")
+  console.table(top(self, 25))
+}
+
+main().catch((e) => {
+  console.error(e)
+  stopAll()
+  process.exit(1)
+})
