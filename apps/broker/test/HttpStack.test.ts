@@ -18,8 +18,8 @@ import { AuditLog } from "@aap/audit"
 import { KeyProvider, SystemKeys } from "@aap/key-custody"
 import { SecretStore } from "@aap/vault"
 import { NodeFileSystem } from "@effect/platform-node"
-import { assert, describe, layer } from "@effect/vitest"
-import { Duration, Effect, Layer, Redacted } from "effect"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
 import * as Auth from "../src/Auth.js"
 import * as Broker from "../src/Broker.js"
 import * as BrokerConfig from "../src/BrokerConfig.js"
@@ -46,7 +46,7 @@ const authenticator = Layer.succeed(
   })
 )
 
-let readyMode: "ok" | "fail" | "slow" = "ok"
+let readyMode: "ok" | "fail" | "slow" | "slow-1s" = "ok"
 const readiness = Readiness.layer([
   {
     name: "store",
@@ -55,7 +55,7 @@ const readiness = Readiness.layer([
         ? Effect.void
         : readyMode === "fail"
           ? Effect.fail("down")
-          : Effect.sleep("5 seconds")
+          : Effect.sleep(readyMode === "slow" ? "5 seconds" : "1 second")
     )
   }
 ])
@@ -293,4 +293,38 @@ describe("HTTP stack", () => {
       })
     )
   })
+})
+
+describe("graceful shutdown", () => {
+  it.live(
+    "an in-flight request completes after shutdown begins; new connections are refused",
+    () =>
+      Effect.gen(function* () {
+        readyMode = "slow-1s"
+        const scope = yield* Scope.make()
+        const ctx = yield* Layer.buildWithScope(
+          Broker.layerWith(BrokerConfig.make({ ...config, requestTimeout: Duration.seconds(5) }), services),
+          scope
+        )
+        const { url } = Context.get(ctx, Broker.BrokerInfo)
+        const inFlight = fetch(`${url}/readyz`).then(async (r) => ({
+          status: r.status,
+          body: await r.text()
+        }))
+        yield* Effect.sleep("200 millis")
+        const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+        const done = yield* Effect.promise(() => inFlight)
+        yield* Fiber.join(closing)
+        readyMode = "ok"
+        assert.strictEqual(done.status, 200, done.body)
+        const after = yield* Effect.promise(() =>
+          fetch(`${url}/healthz`).then(
+            (r) => r.status,
+            () => 0
+          )
+        )
+        assert.strictEqual(after, 0)
+      }),
+    30_000
+  )
 })
