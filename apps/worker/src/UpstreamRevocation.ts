@@ -14,12 +14,20 @@
  *   then audit `credential.revoked`. A kill between the steps repeats the idempotent ones and
  *   never writes the audit event twice (it can at worst be missing; see docs/worker.md).
  *
- * The two ports are the worker's own, shaped like the coordination context's
- * `ProvisionedKeys` and `Provisioner`, which that package does not export yet.
+ * The two ports are the worker's own (narrow, with retry classification);
+ * {@link layerCoordination} implements them on the coordination context's `ProvisionedKeys`
+ * records, its `Provisioner` (the OpenRouter adapter) and delivery's `Secrets` (the vault) for
+ * the management key.
  *
  * @since 0.1.0
  */
-import type { CoordinationStore, Errors } from "@aap/agent-coordination"
+import {
+  type CoordinationStore,
+  DeliveryPorts,
+  type Errors,
+  ProvisionedKeys,
+  Provisioner
+} from "@aap/agent-coordination"
 import { AuditLog } from "@aap/audit"
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Context, Data, DateTime, Duration, Effect, Layer, Option, Redacted, Schedule } from "effect"
@@ -332,3 +340,58 @@ export const layerManagementKeys = (
       }
     })
   )
+
+/**
+ * The ports on the coordination context: records from `ProvisionedKeys` (coordination table,
+ * integrity-checked), revocation through its `Provisioner` with the management key read from
+ * delivery's `Secrets`. A missing management secret or a provider refusal is not retryable;
+ * an unreachable provider or vault is.
+ */
+export const layerCoordination: Layer.Layer<
+  ProvisionedKeyStore | UpstreamRevoker,
+  never,
+  ProvisionedKeys.ProvisionedKeys | Provisioner.Provisioner | DeliveryPorts.Secrets
+> = Layer.effectContext(
+  Effect.gen(function* () {
+    const records = yield* ProvisionedKeys.ProvisionedKeys
+    const provisioner = yield* Provisioner.Provisioner
+    const secrets = yield* DeliveryPorts.Secrets
+    const unavailable = (e: { readonly _tag: string }) =>
+      new RecordsUnavailable({ message: `provisioned-key records unavailable (${e._tag})` })
+    const toRecord = (k: ProvisionedKey): ProvisionedKeys.ProvisionedKey => ({
+      session: k.session,
+      provider: k.provider,
+      hash: k.hash,
+      wallet: k.wallet,
+      capability: k.capability,
+      managementSecret: k.managementSecret,
+      createdAt: k.createdAt,
+      expiresAt: k.expiresAt,
+      ...(k.revokedAt === undefined ? {} : { revokedAt: k.revokedAt })
+    })
+    const store = ProvisionedKeyStore.of({
+      due: (now, limit) => records.due(now, limit).pipe(Effect.mapError(unavailable)),
+      forSession: (session) => records.forSession(session).pipe(Effect.mapError(unavailable)),
+      markRevoked: (key, at) => records.markRevoked(toRecord(key), at).pipe(Effect.mapError(unavailable))
+    })
+    const revoker = UpstreamRevoker.of({
+      revoke: (key) =>
+        secrets.get(key.wallet, key.managementSecret).pipe(
+          Effect.mapError(
+            (e) => new RevokeFailed({ provider: "vault", retryable: e._tag === "SecretsUnavailable" })
+          ),
+          Effect.flatMap((management) => provisioner.revoke(management, key.hash)),
+          Effect.mapError((e) =>
+            e._tag === "ProvisionFailed"
+              ? new RevokeFailed({
+                  provider: e.provider,
+                  retryable: e.kind === "unreachable",
+                  status: e.status
+                })
+              : e
+          )
+        )
+    })
+    return Context.make(ProvisionedKeyStore, store).pipe(Context.add(UpstreamRevoker, revoker))
+  })
+)

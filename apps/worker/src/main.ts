@@ -9,15 +9,26 @@
  */
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { CoordinationStore, CurrentCatalog, SessionRepository, Sessions } from "@aap/agent-coordination"
+import {
+  CoordinationStore,
+  CurrentCatalog,
+  DeliveryPorts,
+  ProvisionedKeys,
+  Provisioner,
+  SessionRepository,
+  Sessions
+} from "@aap/agent-coordination"
 import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
 import { CatalogFile } from "@aap/catalog"
 import { KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
+import { SecretStore } from "@aap/vault"
+import { FetchHttpClient } from "@effect/platform"
 import { NodeFileSystem, NodeRuntime } from "@effect/platform-node"
 import { Cause, Data, Effect, Layer, Option } from "effect"
 import * as AuditShipping from "./AuditShipping.js"
 import * as StsDenyList from "./StsDenyList.js"
+import * as UpstreamRevocation from "./UpstreamRevocation.js"
 import { makeWorker } from "./Worker.js"
 import * as WorkerConfig from "./WorkerConfig.js"
 import * as WorkerHttp from "./WorkerHttp.js"
@@ -84,7 +95,17 @@ const program = Effect.gen(function* () {
   const store = CoordinationStore.layerDynamoDb.pipe(
     Layer.mapError(describe("cannot reach the coordination table"))
   )
-  const services = Sessions.layer().pipe(
+  const vault = SecretStore.layerDynamoDb.pipe(Layer.mapError(describe("cannot reach the vault table")))
+  // Provisioned upstream keys: the records in the coordination table, the OpenRouter adapter,
+  // management keys from the vault.
+  const revocation = UpstreamRevocation.layerCoordination.pipe(
+    Layer.provide(ProvisionedKeys.layer),
+    Layer.provide(Provisioner.layerOpenRouter()),
+    Layer.provide(FetchHttpClient.layer),
+    Layer.provide(DeliveryPorts.secretsFromVault),
+    Layer.provide(vault)
+  )
+  const services = Layer.merge(Sessions.layer(), revocation).pipe(
     Layer.provideMerge(SessionRepository.layer),
     Layer.provideMerge(store),
     Layer.provideMerge(CurrentCatalog.layer(catalog)),

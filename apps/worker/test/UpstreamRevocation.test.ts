@@ -1,4 +1,10 @@
-import { SessionRepository } from "@aap/agent-coordination"
+import {
+  CoordinationStore,
+  DeliveryPorts,
+  ProvisionedKeys,
+  Provisioner,
+  SessionRepository
+} from "@aap/agent-coordination"
 import { AuditReader } from "@aap/audit"
 import { DynamoDb } from "@aap/local-stack"
 import { FetchHttpClient } from "@effect/platform"
@@ -200,5 +206,73 @@ describe("UpstreamRevocation", () => {
           assert.deepStrictEqual(result, { revoked: 1, failed: 0, gaveUp: 0 })
         })
     )
+  )
+})
+
+describe("UpstreamRevocation on the coordination context's records and OpenRouter adapter", () => {
+  it.live("revokes through ProvisionedKeys (dynalite) + Provisioner + Secrets and marks the records", () =>
+    Effect.gen(function* () {
+      const shared = yield* DynamoDb.DynamoDb
+      const fake = yield* FakeOpenRouter.make(CANARY)
+      const records = ProvisionedKeys.layer.pipe(Layer.provide(CoordinationStore.layerDynamoDb))
+      const adapters = UpstreamRevocation.layerCoordination.pipe(
+        Layer.provideMerge(records),
+        Layer.provide(Provisioner.layerOpenRouter({ baseUrl: fake.baseUrl, timeout: "2 seconds" })),
+        Layer.provide(FetchHttpClient.layer),
+        Layer.provide(DeliveryPorts.secretsMemory([["codex", "openrouter/management", CANARY]]))
+      )
+      yield* Effect.gen(function* () {
+        yield* seedRevoked
+        const now = Math.floor(Date.now() / 1000)
+        const pk = yield* ProvisionedKeys.ProvisionedKeys
+        for (const k of threeKeys(now)) {
+          fake.live.add(k.hash)
+          yield* pk.record(k)
+        }
+        fake.script.push(502)
+        const result = yield* UpstreamRevocation.run({ backoffBase: "10 millis" })
+        assert.deepStrictEqual(result, { revoked: 2, failed: 0, gaveUp: 0 })
+        assert.deepStrictEqual([...fake.live], ["hash-live"])
+        for (const session of [revokedSession, endedSession]) {
+          const [k] = yield* pk.forSession(session)
+          assert.isDefined(k?.revokedAt)
+        }
+        assert.isUndefined((yield* pk.forSession(liveSession))[0]?.revokedAt)
+        // The due index no longer lists them: a second run does nothing.
+        assert.deepStrictEqual(yield* UpstreamRevocation.run({ backoffBase: "10 millis" }), {
+          revoked: 0,
+          failed: 0,
+          gaveUp: 0
+        })
+        assert.strictEqual(fake.calls.length, 3)
+        assert.notInclude(JSON.stringify(yield* events), CANARY)
+      }).pipe(
+        Effect.provide(Layer.provideMerge(adapters, coordination(memoryKeys))),
+        Effect.provideService(DynamoDb.DynamoDb, freshTables(shared))
+      )
+    }).pipe(Effect.scoped, Effect.provide(engine))
+  )
+
+  it.live("a missing management secret is not retried", () =>
+    Effect.gen(function* () {
+      const shared = yield* DynamoDb.DynamoDb
+      const fake = yield* FakeOpenRouter.make(CANARY)
+      const adapters = UpstreamRevocation.layerCoordination.pipe(
+        Layer.provideMerge(ProvisionedKeys.layer.pipe(Layer.provide(CoordinationStore.layerDynamoDb))),
+        Layer.provide(Provisioner.layerOpenRouter({ baseUrl: fake.baseUrl })),
+        Layer.provide(FetchHttpClient.layer),
+        Layer.provide(DeliveryPorts.secretsMemory([]))
+      )
+      yield* Effect.gen(function* () {
+        const pk = yield* ProvisionedKeys.ProvisionedKeys
+        yield* pk.record(key(endedSession, "hash-ended", Math.floor(Date.now() / 1000) - 5))
+        const result = yield* UpstreamRevocation.run({ attemptsPerRun: 5, backoffBase: "10 millis" })
+        assert.deepStrictEqual(result, { revoked: 0, failed: 0, gaveUp: 1 })
+        assert.strictEqual(fake.calls.length, 0)
+      }).pipe(
+        Effect.provide(Layer.provideMerge(adapters, coordination(memoryKeys))),
+        Effect.provideService(DynamoDb.DynamoDb, freshTables(shared))
+      )
+    }).pipe(Effect.scoped, Effect.provide(engine))
   )
 })
