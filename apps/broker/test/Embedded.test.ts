@@ -5,7 +5,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assert, describe, it, layer } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 import * as Broker from "../src/Broker.js"
 import * as BrokerConfig from "../src/BrokerConfig.js"
 import { call, catalogFile, post, tempHome } from "./support.js"
@@ -231,5 +231,27 @@ describe("restart on the same AAP_HOME", () => {
         )
       }),
     120_000
+  )
+})
+
+describe("AAP_AUDIT_SINK=dynamodb", () => {
+  it.live(
+    "the audit chain goes to the audit table and verifies",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const home3 = tempHome()
+          const ctx = yield* Layer.build(Broker.layer(BrokerConfig.make({ ...config, home: home3, auditSink: "dynamodb" })))
+          const { url } = Context.get(ctx, Broker.BrokerInfo)
+          const op = Fs.readFileSync(Path.join(home3, "operator.token"), "utf8").trim()
+          const codex = yield* enrol(url, op, "codex")
+          assert.strictEqual((yield* post(url, "/v1/sessions", codex, { capability: "openrouter-chat" })).status, 201)
+          const verify = yield* call(url, "GET", "/v1/audit/verify", { token: op })
+          assert.strictEqual(verify.json.ok, true, verify.text)
+          assert.isAtLeast((verify.json.streams as Array<{ records: number }>)[0]?.records ?? 0, 3)
+          assert.deepStrictEqual(Fs.readdirSync(Path.join(home3, "audit")), [])
+        })
+      ),
+    60_000
   )
 })

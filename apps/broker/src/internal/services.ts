@@ -18,7 +18,7 @@ import {
   SessionRepository,
   Sessions
 } from "@aap/agent-coordination"
-import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
+import { AuditKeys, AuditLog, AuditReader, DynamoDbSink, JsonlSink } from "@aap/audit"
 import { KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
 import { SecretStore } from "@aap/vault"
@@ -126,9 +126,12 @@ export const layerServices = (
     Effect.map(CatalogHolder.CatalogHolder, (h) => ({ get: h.current }))
   )
   const auditKeys = AuditKeys.layerSystemKeys
-  const auditSink = JsonlSink.layer({ dir: Path.join(config.home, "audit") }).pipe(
-    Layer.mapError(describe("cannot open the audit log"))
-  )
+  const auditSink =
+    config.auditSink === "dynamodb"
+      ? DynamoDbSink.layer.pipe(Layer.provide(dynamo), Layer.mapError(describe("cannot open the audit table")))
+      : JsonlSink.layer({ dir: Path.join(config.home, "audit") }).pipe(
+          Layer.mapError(describe("cannot open the audit log"))
+        )
   const instanceId =
     Os.hostname()
       .replace(/[^A-Za-z0-9-]/g, "-")
