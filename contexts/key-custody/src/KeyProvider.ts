@@ -144,7 +144,7 @@ const coreLayers = <E, R>(
  */
 export const layerMemory: Layer.Layer<KeyProvider | SystemKeys | KeyringAdmin> = coreLayers(
   Effect.orDie(Effect.suspend(() => KeyringCore.load(freshDoc(), memoryStorage, "memory", "memory")))
-).pipe(Layer.fresh)
+)
 
 /**
  * The local keyring file (`$AAP_HOME/keys/keyring.json`): created on first use with mode

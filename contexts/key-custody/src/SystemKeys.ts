@@ -83,7 +83,7 @@ export const make = (root: Redacted.Redacted<Uint8Array>): SystemKeysShape => ma
  */
 export const layerMemory: Layer.Layer<SystemKeys> = Layer.sync(SystemKeys, () =>
   makeSystemKeys(Redacted.make(new Uint8Array(randomBytes(32))))
-).pipe(Layer.fresh)
+)
 
 /**
  * System keys from a fixed root (tests that need stable keys across layers).

@@ -89,4 +89,4 @@ export const layerDynamoDb: Layer.Layer<
 export const layerMemory: Layer.Layer<SecretStore, never, KeyProvider.KeyProvider> = Layer.effect(
   SecretStore,
   Effect.map(KeyProvider.KeyProvider, (keys) => makeStore(makeMemoryBackend(), keys))
-).pipe(Layer.fresh)
+)
