@@ -119,6 +119,13 @@ const expected: Record<string, ReadonlyArray<readonly [string, string, string]>>
   "ttl-above-tier-ceiling": [
     ["12:12", "capabilities[0].ttl.max", "max 2h is above the high tier ceiling of 1h"]
   ],
+  "aws-sts-ttl-below-sts-minimum": [
+    [
+      "10:21",
+      "capabilities[0].ttl.default",
+      "default 10m is below 15m; expected default >= 15m for an aws-sts capability (STS issues credentials for at least 900 s, and aap never issues credentials that outlive their session)"
+    ]
+  ],
   "ttl-default-above-max": [
     ["10:21", "capabilities[0].ttl.default", "default 2h is above max 1h; expected default <= max"]
   ],
@@ -267,7 +274,7 @@ capabilities:
   - id: memory
     tier: high
     agents: [codex]
-    ttl: { default: 90s, max: 1h }
+    ttl: { default: 930s, max: 1h }
     backing:
       type: aws-sts
       roleArn: arn:aws:iam::123456789012:role/aap-memory
@@ -278,7 +285,7 @@ capabilities:
 `
     const catalog = Either.getOrThrow(CatalogFile.parse(text))
     const capability = catalog.capabilities[0]!
-    assert.deepStrictEqual(capability.ttl, { default: 90, max: 3600 })
+    assert.deepStrictEqual(capability.ttl, { default: 930, max: 3600 })
     assert.strictEqual(Catalog.requiredApprovals(capability), 1)
     assert.strictEqual(
       capability.backing.type === "aws-sts" && capability.backing.statements[0].effect,

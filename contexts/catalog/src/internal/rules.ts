@@ -167,6 +167,9 @@ const checkAwsSts = (issues: Array<RuleIssue>, base: Path, raw: Record<string, u
   }
 }
 
+/** STS's shortest `DurationSeconds`; delivery refuses a session with less left (ADR 0045). */
+const STS_MINIMUM_SECONDS = 900
+
 const checkCapability = (
   issues: Array<RuleIssue>,
   raw: Record<string, unknown>,
@@ -191,6 +194,15 @@ const checkCapability = (
     issues.push({
       path: [...base, "ttl", "default"],
       message: `default ${Duration.format(ttl.default)} is above max ${Duration.format(ttl.max)}; expected default <= max`
+    })
+  }
+  const backing = raw.backing
+  const backingType =
+    typeof backing === "object" && backing !== null ? (backing as Record<string, unknown>).type : undefined
+  if (ttl !== undefined && backingType === "aws-sts" && ttl.default < STS_MINIMUM_SECONDS) {
+    issues.push({
+      path: [...base, "ttl", "default"],
+      message: `default ${Duration.format(ttl.default)} is below 15m; expected default >= 15m for an aws-sts capability (STS issues credentials for at least 900 s, and aap never issues credentials that outlive their session)`
     })
   }
   if (ttl !== undefined && tier !== undefined && ttl.max > Catalog.tierCeilingSeconds[tier]) {
