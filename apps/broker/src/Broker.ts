@@ -28,7 +28,7 @@ import { EnrolmentLive, LinkCodesLive, SessionsLive } from "./http/Sessions.js"
 import { SystemLive } from "./http/System.js"
 import type { SecretCache } from "./internal/delivery.js"
 import { apiMiddlewareLayer, serveLayer } from "./internal/httpStack.js"
-import { type BrokerMetrics, layerMetrics, loggerLayer } from "./internal/observability.js"
+import { type BrokerMetrics, layerMetrics, loggerLayer, stdoutSink } from "./internal/observability.js"
 import * as Services from "./internal/services.js"
 import type { SessionCache } from "./internal/sessionCache.js"
 import type * as Readiness from "./Readiness.js"
@@ -80,7 +80,8 @@ export type HttpServices =
  * @category layers
  */
 export const layerHttp = (
-  config: BrokerConfigShape
+  config: BrokerConfigShape,
+  options: { readonly logSink?: ((line: string) => void) | undefined } = {}
 ): Layer.Layer<BrokerInfo, HttpServerError.ServeError, HttpServices> => {
   const server = Http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 })
   const ApiLive = HttpApiBuilder.api(Api).pipe(
@@ -101,7 +102,8 @@ export const layerHttp = (
     server,
     maxBodyBytes: config.maxBodyBytes,
     grace: config.shutdownGrace,
-    accessLog: config.logLevel === "debug" || config.logLevel === "info"
+    accessLog:
+      config.logLevel === "debug" || config.logLevel === "info" ? (options.logSink ?? stdoutSink) : undefined
   })
   const info = Layer.effect(
     BrokerInfo,
@@ -144,6 +146,7 @@ export const layerWith = <E>(
     Layer.provide(services),
     Layer.provideMerge(layerMetrics),
     Layer.provide(loggerLayer(config.logLevel)),
+    Layer.provide(Layer.setTracerEnabled(false)),
     Layer.provide(BrokerConfig.layerValue(config))
   )
 
@@ -230,11 +233,13 @@ export const layer = (
   options: Services.Options = {}
 ): Layer.Layer<BrokerInfo | BrokerBootstrap | BrokerMetrics, BrokerStartError> =>
   // The bootstrap runs before the server listens, so a ready broker has its operator token.
-  layerHttp(config).pipe(
+  layerHttp(config, options).pipe(
     Layer.provideMerge(bootstrapOperator(config)),
     Layer.provide(Services.layerServices(config, options)),
     Layer.provideMerge(layerMetrics),
     Layer.provide(loggerLayer(config.logLevel, options.logSink)),
+    // Spans are not exported anywhere; request and trace ids are the broker's own (ADR 0052).
+    Layer.provide(Layer.setTracerEnabled(false)),
     Layer.provide(Layer.effectDiscard(Services.ensureHome(config.home))),
     Layer.mapError((e) => describeStartError(config, e))
   )

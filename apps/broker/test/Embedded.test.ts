@@ -241,11 +241,16 @@ describe("AAP_AUDIT_SINK=dynamodb", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const home3 = tempHome()
-          const ctx = yield* Layer.build(Broker.layer(BrokerConfig.make({ ...config, home: home3, auditSink: "dynamodb" })))
+          const ctx = yield* Layer.build(
+            Broker.layer(BrokerConfig.make({ ...config, home: home3, auditSink: "dynamodb" }))
+          )
           const { url } = Context.get(ctx, Broker.BrokerInfo)
           const op = Fs.readFileSync(Path.join(home3, "operator.token"), "utf8").trim()
           const codex = yield* enrol(url, op, "codex")
-          assert.strictEqual((yield* post(url, "/v1/sessions", codex, { capability: "openrouter-chat" })).status, 201)
+          assert.strictEqual(
+            (yield* post(url, "/v1/sessions", codex, { capability: "openrouter-chat" })).status,
+            201
+          )
           const verify = yield* call(url, "GET", "/v1/audit/verify", { token: op })
           assert.strictEqual(verify.json.ok, true, verify.text)
           assert.isAtLeast((verify.json.streams as Array<{ records: number }>)[0]?.records ?? 0, 3)

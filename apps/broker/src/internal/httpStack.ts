@@ -247,7 +247,8 @@ export const outerMiddleware =
     readonly maxBodyBytes: number
     readonly routes: RouteMatcher
     readonly drain: Drain
-    readonly accessLog: boolean
+    /** Where access log lines go; `undefined` turns them off (log level above info). */
+    readonly accessLog: ((line: string) => void) | undefined
   }) =>
   <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R | BrokerMetrics> =>
     Effect.gen(function* () {
@@ -289,15 +290,22 @@ export const outerMiddleware =
       const labels = { method: request.method, route, status: String(response.status) }
       metrics.httpRequests.inc(labels)
       metrics.httpDuration.observe(labels, seconds)
-      if (options.accessLog) {
-        yield* Effect.logInfo("request", {
-          requestId,
-          traceId,
-          method: request.method,
-          route,
-          status: response.status,
-          durationMs: Math.round(seconds * 100_000) / 100
-        })
+      if (options.accessLog !== undefined) {
+        // Written directly (no logger fiber machinery on the hot path); every field is a
+        // non-secret scalar, so nothing needs redacting.
+        options.accessLog(
+          JSON.stringify({
+            ts: new Date().toISOString(),
+            level: "info",
+            msg: "request",
+            requestId,
+            traceId,
+            method: request.method,
+            route,
+            status: response.status,
+            durationMs: Math.round(seconds * 100_000) / 100
+          })
+        )
       }
       if (response.status === 413) response = HttpServerResponse.setHeader(response, "connection", "close")
       return HttpServerResponse.setHeaders(ensureMessage(request, response), {
@@ -315,7 +323,7 @@ export const serveLayer = (options: {
   readonly server: Http.Server
   readonly maxBodyBytes: number
   readonly grace: Duration.Duration
-  readonly accessLog: boolean
+  readonly accessLog: ((line: string) => void) | undefined
 }): Layer.Layer<
   never,
   never,

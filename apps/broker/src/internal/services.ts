@@ -128,7 +128,10 @@ export const layerServices = (
   const auditKeys = AuditKeys.layerSystemKeys
   const auditSink =
     config.auditSink === "dynamodb"
-      ? DynamoDbSink.layer.pipe(Layer.provide(dynamo), Layer.mapError(describe("cannot open the audit table")))
+      ? DynamoDbSink.layer.pipe(
+          Layer.provide(dynamo),
+          Layer.mapError(describe("cannot open the audit table"))
+        )
       : JsonlSink.layer({ dir: Path.join(config.home, "audit") }).pipe(
           Layer.mapError(describe("cannot open the audit log"))
         )
