@@ -12,14 +12,19 @@
  * - When the last page is done the marker is set `done` (conditional on its version: one
  *   winner) and the winner audits `key.rewrapped` once for the pass.
  *
- * The vault context does not exist yet, so the DEK store is this module's own port
- * ({@link WrappedDeks}); its DynamoDB adapter belongs beside the vault's table (asked for in
- * the worker's report). {@link layerMemoryDeks} serves tests.
+ * The DEK store is this module's own port ({@link WrappedDeks}): the vault has no operation to
+ * page through its envelopes or replace a wrap. {@link layerVaultTable} implements it on the
+ * vault's table through its public spec (`SecretStore.tableSpec`) and the envelope attributes
+ * key-custody documents (`wrapped_dek` B, `key_id` S; `Envelope.toAttributes`); the content
+ * and its AAD are never touched. {@link layerMemoryDeks} serves tests.
  *
  * @since 0.1.0
  */
 import { AuditLog } from "@aap/audit"
 import { type KeyCustodyError, KeyProvider } from "@aap/key-custody"
+import { DynamoDb } from "@aap/local-stack"
+import { SecretStore } from "@aap/vault"
+import { type AttributeValue, ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import { Context, Data, Effect, Layer, Option } from "effect"
 import * as Progress from "./Progress.js"
 import { WorkerMetrics } from "./WorkerMetrics.js"
@@ -244,3 +249,96 @@ export class MemoryDeks extends Context.Tag("@aap/worker/Rewrap/MemoryDeks")<
     readonly failAfter: (n: number) => Effect.Effect<void>
   }
 >() {}
+
+const SEP = "\u0000"
+
+/**
+ * Every live version's envelope in the vault table (`<prefix>-vault`), paged with a Scan — a
+ * full pass is what a re-wrap is — projecting only keys, wallet and the wrap; tombstones have
+ * no envelope and are skipped. `replace` is an UpdateItem of `wrapped_dek` and `key_id`
+ * conditional on the old `key_id`.
+ */
+export const layerVaultTable: Layer.Layer<WrappedDeks, never, DynamoDb.DynamoDb> = Layer.effect(
+  WrappedDeks,
+  Effect.gen(function* () {
+    const ddb = yield* DynamoDb.DynamoDb
+    const table = ddb.tables[SecretStore.tableSpec.table]
+    const fail = (e: { readonly _tag: string }) =>
+      new DekStoreError({ message: `vault table unavailable (${e._tag})` })
+    return WrappedDeks.of({
+      page: (cursor, limit) =>
+        Effect.gen(function* () {
+          const start = Option.map(cursor, (c) => {
+            const [pk, sk] = c.split(SEP)
+            return { PK: { S: pk ?? "" }, SK: { S: sk ?? "" } } satisfies Record<string, AttributeValue>
+          })
+          const out = yield* DynamoDb.use("Scan", (client, signal) =>
+            client.send(
+              new ScanCommand({
+                TableName: table,
+                Limit: limit,
+                ConsistentRead: true,
+                ProjectionExpression: "PK, SK, wallet, wrapped_dek, key_id",
+                ...(Option.isSome(start) ? { ExclusiveStartKey: start.value } : {})
+              }),
+              { abortSignal: signal }
+            )
+          ).pipe(Effect.mapError(fail), Effect.provideService(DynamoDb.DynamoDb, ddb))
+          const items: Array<WrappedDek> = []
+          for (const item of out.Items ?? []) {
+            const pk = item.PK?.S
+            const sk = item.SK?.S
+            const wallet = item.wallet?.S
+            const wrapped = item.wrapped_dek?.B
+            const keyId = item.key_id?.S
+            if (
+              pk === undefined ||
+              sk === undefined ||
+              wallet === undefined ||
+              wrapped === undefined ||
+              keyId === undefined
+            )
+              continue
+            items.push({
+              id: `${pk}${SEP}${sk}`,
+              context: { wallet, purpose: KeyProvider.VAULT_PURPOSE },
+              wrapped,
+              keyId
+            })
+          }
+          const last = out.LastEvaluatedKey
+          return {
+            items,
+            next:
+              last?.PK?.S === undefined || last.SK?.S === undefined
+                ? Option.none()
+                : Option.some(`${last.PK.S}${SEP}${last.SK.S}`)
+          }
+        }),
+      replace: (id, expectedKeyId, wrapped, keyId) => {
+        const [pk, sk] = id.split(SEP)
+        return DynamoDb.use("UpdateItem", (client, signal) =>
+          client.send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: { PK: { S: pk ?? "" }, SK: { S: sk ?? "" } },
+              UpdateExpression: "SET wrapped_dek = :w, key_id = :k",
+              ConditionExpression: "key_id = :old",
+              ExpressionAttributeValues: {
+                ":w": { B: wrapped },
+                ":k": { S: keyId },
+                ":old": { S: expectedKeyId }
+              }
+            }),
+            { abortSignal: signal }
+          )
+        ).pipe(
+          Effect.as(true),
+          Effect.catchTag("ConditionFailed", () => Effect.succeed(false)),
+          Effect.mapError(fail),
+          Effect.provideService(DynamoDb.DynamoDb, ddb)
+        )
+      }
+    })
+  })
+)

@@ -24,8 +24,17 @@ export interface Listening {
   readonly port: number
 }
 
-const json = (value: unknown) =>
-  JSON.stringify(value, (_k, v) => (Option.isOption(v) ? Option.getOrNull(v as Option.Option<unknown>) : v))
+/** Options become their value or null (Option's own toJSON runs before any replacer). */
+const plain = (value: unknown): unknown => {
+  if (Option.isOption(value)) return Option.match(value, { onNone: () => null, onSome: plain })
+  if (Array.isArray(value)) return value.map(plain)
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]))
+  }
+  return value
+}
+
+const json = (value: unknown) => JSON.stringify(plain(value))
 
 /** Serve until the scope closes. */
 export const serve = (options: {

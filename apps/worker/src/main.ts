@@ -27,6 +27,7 @@ import { FetchHttpClient } from "@effect/platform"
 import { NodeFileSystem, NodeRuntime } from "@effect/platform-node"
 import { Cause, Data, Effect, Layer, Option } from "effect"
 import * as AuditShipping from "./AuditShipping.js"
+import * as Rewrap from "./Rewrap.js"
 import * as StsDenyList from "./StsDenyList.js"
 import * as UpstreamRevocation from "./UpstreamRevocation.js"
 import { makeWorker } from "./Worker.js"
@@ -131,7 +132,9 @@ const program = Effect.gen(function* () {
         })
       })
   })
-  const worker = makeWorker(config.jobs).pipe(Layer.provide(Layer.mergeAll(iam, bucket)))
+  // The same `dynamo` value as the services': layers are shared by reference, one engine.
+  const deks = Rewrap.layerVaultTable.pipe(Layer.provide(dynamo))
+  const worker = makeWorker(config.jobs).pipe(Layer.provide(Layer.mergeAll(iam, bucket, deks)))
   const app = WorkerHttp.layer(config.listen).pipe(
     Layer.provideMerge(worker),
     Layer.provide(services),

@@ -1,8 +1,9 @@
 import { AuditReader } from "@aap/audit"
 import { KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
+import { SecretStore } from "@aap/vault"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Redacted } from "effect"
+import { Effect, Option, Redacted } from "effect"
 import * as Rewrap from "../src/Rewrap.js"
 import { WorkerMetrics } from "../src/WorkerMetrics.js"
 import { coordination, freshTables, memoryKeys } from "./support/stack.js"
@@ -118,5 +119,59 @@ describe("Rewrap", () => {
         assert.strictEqual((yield* rewrapEvents).length, 1)
       })
     )
+  )
+})
+
+describe("Rewrap on the vault's table", () => {
+  it.live("moves every envelope's DEK to the current key; the vault still opens every secret", () =>
+    Effect.gen(function* () {
+      const shared = yield* DynamoDb.DynamoDb
+      const shape = freshTables(shared)
+      yield* Effect.gen(function* () {
+        const vault = yield* SecretStore.SecretStore
+        const provider = yield* KeyProvider.KeyProvider
+        const values = new Map<string, string>()
+        for (let i = 0; i < 24; i++) {
+          const wallet = i % 3 === 0 ? "claude" : "codex"
+          const name = `team/secret-${i}`
+          const value = `value-${i}-${"x".repeat(i)}`
+          yield* vault.put(wallet, name, Redacted.make(value))
+          if (i % 4 === 0) yield* vault.put(wallet, name, Redacted.make(`${value}-v2`))
+          values.set(`${wallet}/${name}`, i % 4 === 0 ? `${value}-v2` : value)
+        }
+        yield* vault.delete("codex", "team/secret-1") // a tombstone: no envelope
+        values.delete("codex/team/secret-1")
+        yield* provider.rotate()
+
+        const first = yield* Rewrap.run({ pageSize: 8, maxPages: 2 }).pipe(
+          Effect.provide(Rewrap.layerVaultTable)
+        )
+        assert.isFalse(first.done)
+        const second = yield* Rewrap.run({ pageSize: 8 }).pipe(Effect.provide(Rewrap.layerVaultTable))
+        assert.isTrue(second.done)
+        // 24 secrets + 6 second versions, every one an envelope (the tombstone is not).
+        assert.strictEqual(first.moved + second.moved, 30)
+        // Every stored wrap is now under the wallet's current key...
+        const current = new Map<string, string>()
+        for (const wallet of ["codex", "claude"]) {
+          current.set(wallet, (yield* provider.generateDataKey({ wallet, purpose: "vault" })).keyId)
+        }
+        const again = yield* Effect.flatMap(Rewrap.WrappedDeks, (d) => d.page(Option.none(), 1000)).pipe(
+          Effect.provide(Rewrap.layerVaultTable)
+        )
+        assert.strictEqual(again.items.length, 30)
+        for (const d of again.items) assert.strictEqual(d.keyId, current.get(d.context.wallet))
+        // ...and the vault reads every secret back unchanged.
+        for (const [address, value] of values) {
+          const [wallet, ...rest] = address.split("/")
+          const secret = yield* vault.get(wallet ?? "", rest.join("/"))
+          assert.strictEqual(Redacted.value(secret.value), value)
+        }
+      }).pipe(
+        Effect.provide(SecretStore.layerDynamoDb),
+        Effect.provide(coordination(memoryKeys)),
+        Effect.provideService(DynamoDb.DynamoDb, shape)
+      )
+    }).pipe(Effect.provide(DynamoDb.layerEmbedded()))
   )
 })

@@ -127,8 +127,34 @@ describe("the standalone process (src/main.ts)", () => {
         url = /worker listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1]
       }
       assert.isDefined(url, out)
-      const health = yield* Effect.promise(() => fetch(`${url}/healthz`))
-      assert.strictEqual(health.status, 200)
+      type Job = {
+        job: string
+        configured: boolean
+        runs: number
+        failures: number
+        lastError: string | null
+      }
+      let jobs: Array<Job> = []
+      for (let i = 0; i < 100; i++) {
+        const health = yield* Effect.promise(() => fetch(`${url}/healthz`))
+        assert.strictEqual(health.status, 200)
+        jobs = ((yield* Effect.promise(() => health.json())) as { jobs: Array<Job> }).jobs
+        if (jobs.filter((j) => j.configured).every((j) => j.runs >= 1)) break
+        yield* Effect.sleep("100 millis")
+      }
+      // Every job the standalone wires ran once at start, without error, on one engine.
+      assert.deepStrictEqual(
+        jobs.map((j) => [j.job, j.configured, j.runs >= 1, j.failures, j.lastError]),
+        [
+          ["expiry", true, true, 0, null],
+          ["revocation", true, true, 0, null],
+          ["sts-deny", false, false, 0, null],
+          ["rewrap", true, true, 0, null],
+          ["audit-shipping", false, false, 0, null],
+          ["audit-verify", true, true, 0, null]
+        ],
+        out
+      )
       const exit = yield* Effect.async<number | null>((resume) => {
         child.once("exit", (code) => resume(Effect.succeed(code)))
         child.kill("SIGTERM")
