@@ -144,6 +144,9 @@ describe("delivery through the broker", () => {
         const metrics = yield* call(url, "GET", "/metrics")
         assert.include(metrics.text, 'aap_deliveries_total{backing="bearer-token",outcome="success"} 1')
         assert.include(metrics.text, "aap_audit_append_duration_seconds_bucket")
+        assert.match(metrics.text, /^aap_sessions\{state="active"\} [1-9]/m)
+        assert.match(metrics.text, /^aap_sessions\{state="pending_approval"\} \d+/m)
+        assert.include(metrics.text, 'aap_session_transitions_total{state="revoked"} 1')
 
         const auditFiles = Fs.readdirSync(Path.join(home, "audit"), { recursive: true, encoding: "utf8" })
           .map((f) => Path.join(home, "audit", f))

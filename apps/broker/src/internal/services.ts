@@ -32,6 +32,7 @@ import * as Readiness from "../Readiness.js"
 import { layerDeliverySessions, layerSecrets, layerTimedAudit, type SecretCache } from "./delivery.js"
 import type { BrokerMetrics } from "./observability.js"
 import { layerAuthenticator, layerSessionCache, type SessionCache } from "./sessionCache.js"
+import { layerSessionGauge } from "./sessionGauge.js"
 
 export class StartError extends Data.TaggedError("StartError")<{ readonly message: string }> {}
 
@@ -200,7 +201,8 @@ export const layerServices = (
       }
     })
   )
-  return Layer.mergeAll(readiness, auth, delivery, vault).pipe(
+  const gauge = layerSessionGauge({ cap: 10_000, every: 15_000 })
+  return Layer.mergeAll(readiness, auth, delivery, vault, gauge).pipe(
     Layer.provideMerge(coordination),
     Layer.provide(currentCatalog),
     Layer.provideMerge(sessionCache),
