@@ -21,7 +21,8 @@ const json = args.includes("--json")
 const profile = args.includes("--profile")
 const durationArg = args.indexOf("--duration")
 const duration = durationArg >= 0 ? Number(args[durationArg + 1]) : 10
-const connections = 32
+const connectionsArg = args.indexOf("--connections")
+const connections = connectionsArg >= 0 ? Number(args[connectionsArg + 1]) : 32
 /** `--deliveries-only`: skip the baselines and the pair run (for profiling the hot path). */
 const deliveriesOnly = args.includes("--deliveries-only")
 
@@ -232,7 +233,7 @@ const main = async () => {
 
   const rows = [
     {
-      figure: "audited deliveries/s (low-tier bearer-token, 32 conn)",
+      figure: `audited deliveries/s (low-tier bearer-token, ${connections} conn)`,
       unit: "req/s",
       value: Math.round(deliveries.rps),
       baseline: Math.round(trivial.rps),
