@@ -11,9 +11,11 @@ import { SessionRepository } from "@aap/agent-coordination"
 import { AuditReader } from "@aap/audit"
 import { KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
+import { SecretStore } from "@aap/vault"
 import { assert, describe, it } from "@effect/vitest"
-import { DateTime, Effect, Layer, Option } from "effect"
+import { DateTime, Effect, Layer, Option, Redacted } from "effect"
 import * as ExpirySweep from "../src/ExpirySweep.js"
+import * as Rewrap from "../src/Rewrap.js"
 import { activeSession, coordination, jsonlAudit, sessionId } from "./support/stack.js"
 
 const DUE = 150
@@ -137,6 +139,93 @@ describe("convergence after SIGKILL", () => {
           // The chain of every stream, the killed writer's included, still verifies.
           const report = yield* Effect.flatMap(AuditReader.AuditReader, (r) => r.verify())
           assert.isTrue(report.ok, JSON.stringify(report.firstBreak))
+        }).pipe(Effect.provide(stack("restart")))
+        Fs.rmSync(root, { recursive: true, force: true })
+      }),
+    120_000
+  )
+
+  it.live(
+    "the re-wrap killed mid-pass and started again moves every DEK once and audits the pass once",
+    () =>
+      Effect.gen(function* () {
+        const root = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-worker-kill-rewrap-"))
+        const dataDir = Path.join(root, "data")
+        const auditDir = Path.join(root, "audit")
+        const keyringPath = Path.join(root, "keys", "keyring.json")
+        const prefix = "killrw"
+        const keys = KeyProvider.layerLocalKeyring({ path: keyringPath })
+        const stack = (instance: string) =>
+          Layer.mergeAll(
+            coordination(keys, jsonlAudit(auditDir, instance).pipe(Layer.provide(keys))),
+            SecretStore.layerDynamoDb.pipe(Layer.provide(keys)),
+            Rewrap.layerVaultTable
+          ).pipe(Layer.provide(DynamoDb.layerEmbedded({ dir: dataDir, tablePrefix: prefix })))
+        const SECRETS = 120
+
+        // 1. Secrets on disk, then a rotation.
+        yield* Effect.gen(function* () {
+          const vault = yield* SecretStore.SecretStore
+          for (let i = 0; i < SECRETS; i++)
+            yield* vault.put(i % 2 ? "codex" : "claude", `s/${i}`, Redacted.make(`v${i}`))
+          yield* Effect.flatMap(KeyProvider.KeyProvider, (p) => p.rotate())
+        }).pipe(Effect.provide(stack("seed")))
+
+        // 2. A child re-wraps; kill it after a few pages.
+        const child = spawn(
+          process.execPath,
+          [
+            "--import",
+            "tsx",
+            Path.join(here, "support", "sweepChild.ts"),
+            "rewrap",
+            dataDir,
+            keyringPath,
+            auditDir,
+            prefix
+          ],
+          { cwd: packageDir, stdio: ["ignore", "pipe", "pipe"] }
+        )
+        let out = ""
+        child.stdout?.on("data", (b: Buffer) => {
+          out += b.toString()
+        })
+        child.stderr?.on("data", (b: Buffer) => {
+          out += b.toString()
+        })
+        for (let i = 0; i < 1200 && child.exitCode === null; i++) {
+          if (out.split("re-wrap progress").length - 1 >= 5) break
+          yield* Effect.sleep("20 millis")
+        }
+        assert.isNull(child.exitCode, `the child ended before it could be killed: ${out}`)
+        child.kill("SIGKILL")
+        assert.strictEqual((yield* exited(child)).signal, "SIGKILL")
+
+        // 3. Start again: the pass resumes from its marker and finishes.
+        yield* Effect.gen(function* () {
+          const result = yield* Rewrap.run({ pageSize: 4 })
+          assert.isTrue(result.done)
+          assert.isBelow(result.seen, SECRETS, "the restart resumed instead of starting over")
+          assert.strictEqual(result.passSeen, SECRETS)
+          const provider = yield* KeyProvider.KeyProvider
+          const current = new Map<string, string>()
+          for (const wallet of ["codex", "claude"]) {
+            current.set(wallet, (yield* provider.generateDataKey({ wallet, purpose: "vault" })).keyId)
+          }
+          const all = yield* Effect.flatMap(Rewrap.WrappedDeks, (d) => d.page(Option.none(), 1000))
+          assert.strictEqual(all.items.length, SECRETS)
+          for (const d of all.items) assert.strictEqual(d.keyId, current.get(d.context.wallet))
+          const vault = yield* SecretStore.SecretStore
+          for (let i = 0; i < SECRETS; i++) {
+            const s = yield* vault.get(i % 2 ? "codex" : "claude", `s/${i}`)
+            assert.strictEqual(Redacted.value(s.value), `v${i}`)
+          }
+          const events = yield* Effect.flatMap(AuditReader.AuditReader, (r) =>
+            r.query({ action: "key.rewrapped", limit: 100 })
+          )
+          assert.strictEqual(events.length, 1)
+          // A further run is a no-op.
+          assert.deepInclude(yield* Rewrap.run({ pageSize: 4 }), { seen: 0, moved: 0, done: true })
         }).pipe(Effect.provide(stack("restart")))
         Fs.rmSync(root, { recursive: true, force: true })
       }),
