@@ -24,10 +24,9 @@ const stack = Layer.merge(
   coordination(keys, jsonlAudit(auditDir, "child").pipe(Layer.provide(keys))),
   Rewrap.layerVaultTable
 ).pipe(Layer.provide(dynamo))
-const run: Effect.Effect<number, unknown, Layer.Layer.Success<typeof stack>> =
-  job === "sweep"
-    ? Effect.map(ExpirySweep.run({ batchSize: 5 }), (r) => r.expired)
-    : Effect.map(Rewrap.run({ pageSize: 4 }), (r) => r.moved)
+const run: Effect.Effect<number, unknown, Layer.Layer.Success<typeof stack>> = job === "sweep"
+  ? Effect.map(ExpirySweep.run({ batchSize: 5 }), (r) => r.expired)
+  : Effect.map(Rewrap.run({ pageSize: 4 }), (r) => r.moved)
 Effect.runPromise(
   run.pipe(
     Effect.tap((n) => Effect.sync(() => process.stdout.write(`done ${n}\n`))),
