@@ -4,7 +4,7 @@
 // loaded by a dynamic `import()` when that command runs. dynalite and s3rver stay external
 // (CommonJS with native addons); they are dependencies of this package and resolve at run time.
 
-import { rmSync } from "node:fs"
+import { rmSync, writeFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { build } from "esbuild"
 
@@ -34,6 +34,29 @@ const unused = {
 }
 const started = performance.now()
 rmSync(new URL("dist", import.meta.url), { recursive: true, force: true })
+// The workspace packages export TypeScript sources without a `sideEffects` field, so esbuild
+// would keep every module a barrel (`@aap/broker`'s index) re-exports. Their modules only
+// define values; marking them side-effect free lets `aap session list` load the HTTP contract
+// without the broker's server, the embedded engine and the AWS SDK (ADR 0061).
+const workspaceSources = {
+  name: "aap-workspace-side-effect-free",
+  setup(b) {
+    const workspace =
+      /[\\/](contexts|apps[\\/](broker|worker)|tooling[\\/]local-stack)[\\/][^\\/]+[\\/]src[\\/]|[\\/](contexts[\\/][^\\/]+|apps[\\/](broker|worker)|tooling[\\/]local-stack)[\\/]src[\\/]/
+    b.onResolve({ filter: /^(@aap\/|\.{1,2}\/)/ }, async (args) => {
+      if (args.pluginData === "aap-resolved") return undefined
+      if (!args.path.startsWith("@aap/") && !workspace.test(args.importer)) return undefined
+      const r = await b.resolve(args.path, {
+        kind: args.kind,
+        importer: args.importer,
+        resolveDir: args.resolveDir,
+        pluginData: "aap-resolved"
+      })
+      return r.errors.length > 0 || !workspace.test(r.path) ? undefined : { ...r, sideEffects: false }
+    })
+  }
+}
+
 const result = await build({
   absWorkingDir: here,
   entryPoints: { aap: "src/bin.ts" },
@@ -53,11 +76,36 @@ const result = await build({
   metafile: true,
   logLevel: "warning",
   external: ["dynalite", "s3rver"],
-  plugins: [unused],
+  plugins: [unused, workspaceSources],
   banner: {
     js: 'import { createRequire as __aapCreateRequire } from "node:module"; const require = __aapCreateRequire(import.meta.url);'
   }
 })
+
+// `aap serve`: the broker as its own bundle, handed over to by bin.ts (not a chunk: esbuild's
+// splitting would otherwise share the broker's modules with the client commands' chunks).
+const served = await build({
+  absWorkingDir: here,
+  entryPoints: { serve: "src/serveMain.ts" },
+  outdir: "dist",
+  outExtension: { ".js": ".mjs" },
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: "linked",
+  minify: true,
+  legalComments: "none",
+  metafile: true,
+  logLevel: "warning",
+  external: ["dynalite", "s3rver"],
+  plugins: [unused, workspaceSources],
+  banner: {
+    js: 'import { createRequire as __aapCreateRequire } from "node:module"; const require = __aapCreateRequire(import.meta.url);'
+  }
+})
+Object.assign(result.metafile.outputs, served.metafile.outputs)
+writeFileSync(new URL("dist/meta.json", import.meta.url), JSON.stringify(result.metafile))
 
 // What `aap --version` loads: the entry and its static imports, transitively.
 const outputs = result.metafile.outputs

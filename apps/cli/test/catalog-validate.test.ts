@@ -1,7 +1,4 @@
 import { spawnSync } from "node:child_process"
-import { copyFileSync, mkdtempSync, readFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 
@@ -18,41 +15,6 @@ const aap = (args: ReadonlyArray<string>, env: Record<string, string> = {}, cwd 
   })
   return { code: result.status, stdout: result.stdout, stderr: result.stderr }
 }
-
-describe("aap (the built binary)", () => {
-  it("--version prints the package version", () => {
-    const { version } = JSON.parse(
-      readFileSync(fileURLToPath(new URL("../package.json", import.meta.url)), "utf8")
-    )
-    const result = aap(["--version"])
-    assert.strictEqual(result.code, 0)
-    assert.strictEqual(result.stdout.trim(), version)
-  })
-
-  it("--help lists the catalog commands", () => {
-    const result = aap(["--help"])
-    assert.strictEqual(result.code, 0)
-    assert.include(result.stdout, "catalog validate [--json] [<FILE>]")
-    const sub = aap(["catalog", "validate", "--help"])
-    assert.strictEqual(sub.code, 0)
-    assert.include(sub.stdout, "--json")
-    assert.include(sub.stdout, "$AAP_CATALOG")
-  })
-
-  it("prints a message and exits 1 when the bundle is missing", () => {
-    const dir = mkdtempSync(join(tmpdir(), "aap-bin-"))
-    copyFileSync(bin, join(dir, "aap.mjs"))
-    const result = spawnSync(process.execPath, [join(dir, "aap.mjs"), "--version"], { encoding: "utf8" })
-    assert.strictEqual(result.status, 1)
-    assert.match(result.stderr, /run `pnpm build`/)
-    assert.strictEqual(result.stderr.trim().split("\n").length, 1)
-  })
-
-  it("does not bundle the AWS SDK", () => {
-    const bundle = readFileSync(fileURLToPath(new URL("../dist/aap.mjs", import.meta.url)), "utf8")
-    assert.notInclude(bundle, "@aws-sdk/")
-  })
-})
 
 describe("aap catalog validate", () => {
   it("validates examples/catalog.yaml by default and exits 0 with a summary", () => {

@@ -33,12 +33,9 @@ export const serve = Command.make("serve", options, (o) =>
     yield* env("AAP_LISTEN", o.listen)
     yield* env("AAP_HOME", o.home)
     yield* env("AAP_CATALOG", o.catalog)
-    const S = yield* Effect.promise(() => import("../internal/Serve.js"))
-    return yield* S.serve.pipe(
-      Effect.catchAll((e) =>
-        Effect.zipRight(Console.error(`aap serve: ${e.message}`), new ExitCode({ code: 2 }))
-      )
-    )
+    // Normally unreachable: bin.ts hands `aap serve` to dist/serve.mjs before @effect/cli runs.
+    yield* Console.error("aap serve: run it as `aap serve` (the broker is a separate bundle, dist/serve.mjs)")
+    return yield* new ExitCode({ code: 2 })
   })
 ).pipe(
   Command.withDescription(

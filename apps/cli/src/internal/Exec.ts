@@ -279,6 +279,9 @@ export const exec = (
           }
         }
         const result = yield* Effect.promise(() => runChild(argv, env, secretValues(delivered)))
+        // Set now: after a forwarded SIGINT/SIGTERM the runtime interrupts the command once this
+        // region ends, and the exit code must still be the child's.
+        process.exitCode = result.code
         yield* revoke(
           client,
           sessionId,
