@@ -47,7 +47,7 @@ const exited = (child: ChildProcess) =>
   })
 
 describe("convergence after SIGKILL", () => {
-  it.live(
+  it.scopedLive(
     "the expiry sweep killed mid-run and started again expires every due session once",
     () =>
       Effect.gen(function* () {
@@ -90,6 +90,12 @@ describe("convergence after SIGKILL", () => {
             cwd: packageDir,
             stdio: ["ignore", "pipe", "pipe"]
           }
+        )
+        // Never leave the process behind, whatever the assertions do.
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+          })
         )
         let stderr = ""
         child.stderr?.on("data", (b: Buffer) => {
@@ -145,7 +151,7 @@ describe("convergence after SIGKILL", () => {
     120_000
   )
 
-  it.live(
+  it.scopedLive(
     "the re-wrap killed mid-pass and started again moves every DEK once and audits the pass once",
     () =>
       Effect.gen(function* () {
@@ -185,6 +191,12 @@ describe("convergence after SIGKILL", () => {
             prefix
           ],
           { cwd: packageDir, stdio: ["ignore", "pipe", "pipe"] }
+        )
+        // Never leave the process behind, whatever the assertions do.
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+          })
         )
         let out = ""
         child.stdout?.on("data", (b: Buffer) => {

@@ -24,7 +24,7 @@ import {
 const here = Path.dirname(new URL(import.meta.url).pathname)
 
 describe("makeWorker", () => {
-  it.live(
+  it.scopedLive(
     "runs the jobs on their schedules; a failing job does not stop the others; /healthz and /metrics",
     () =>
       Effect.gen(function* () {
@@ -98,7 +98,7 @@ describe("makeWorker", () => {
 })
 
 describe("the standalone process (src/main.ts)", () => {
-  it.live("starts from the environment, serves /healthz, stops cleanly on SIGTERM", () =>
+  it.scopedLive("starts from the environment, serves /healthz, stops cleanly on SIGTERM", () =>
     Effect.gen(function* () {
       const home = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-worker-main-"))
       const catalog = Path.join(home, "catalog.yaml")
@@ -114,6 +114,12 @@ describe("the standalone process (src/main.ts)", () => {
         },
         stdio: ["ignore", "pipe", "pipe"]
       })
+      // Never leave the process behind, whatever the assertions do.
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+        })
+      )
       let out = ""
       child.stdout?.on("data", (b: Buffer) => {
         out += b.toString()
@@ -164,13 +170,19 @@ describe("the standalone process (src/main.ts)", () => {
     })
   )
 
-  it.live("a bad value is one clear line, not a stack trace", () =>
+  it.scopedLive("a bad value is one clear line, not a stack trace", () =>
     Effect.gen(function* () {
       const child = spawn(process.execPath, ["--import", "tsx", Path.join(here, "..", "src", "main.ts")], {
         cwd: Path.join(here, ".."),
         env: { PATH: process.env.PATH, AAP_WORKER_LISTEN: "nowhere", AAP_HOME: Os.tmpdir() },
         stdio: ["ignore", "pipe", "pipe"]
       })
+      // Never leave the process behind, whatever the assertions do.
+      yield* Effect.addFinalizer(() =>
+        Effect.sync(() => {
+          if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+        })
+      )
       let err = ""
       child.stderr?.on("data", (b: Buffer) => {
         err += b.toString()
