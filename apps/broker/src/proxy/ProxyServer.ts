@@ -116,7 +116,11 @@ export const makeHandler = (
   const agent = new Https.Agent({
     keepAlive: true,
     maxSockets: options.maxSocketsPerHost ?? 256,
-    ...(options.upstreamCa === undefined ? {} : { ca: [...Tls.rootCertificates, options.upstreamCa] })
+    // One secure context, built once: a `ca` option would be serialised into the pool key
+    // (`Agent.getName`) on every request, which costs milliseconds with the system roots.
+    ...(options.upstreamCa === undefined
+      ? {}
+      : { secureContext: Tls.createSecureContext({ ca: [...Tls.rootCertificates, options.upstreamCa] }) })
   })
   const headersTimeout = options.responseHeadersTimeoutMs ?? 60_000
   const idleTimeout = options.idleTimeoutMs ?? 300_000
@@ -151,6 +155,10 @@ export const makeHandler = (
         Redacted.value(grant.credential)
       )
     })
+
+    // Small writes (SSE events) must leave at once, not wait for the peer's delayed ACK.
+    upReq.setNoDelay(true)
+    res.socket?.setNoDelay(true)
 
     const complete = (outcome: "success" | "error") => {
       if (done) return
@@ -224,7 +232,8 @@ export const makeHandler = (
       }
       status = upRes.statusCode ?? 502
       res.writeHead(status, upRes.statusMessage, ProxyPolicy.downstreamResponseHeaders(upRes.headers, secret))
-      res.flushHeaders()
+      // A streamed response (no length) shows its headers at once; a sized one leaves with its body.
+      if (upRes.headers["content-length"] === undefined) res.flushHeaders()
       upRes.on("data", (chunk: Buffer) => {
         bytesOut += chunk.length
         if (!res.write(chunk)) upRes.pause()
@@ -255,7 +264,7 @@ export const makeHandler = (
         complete("error")
       }
     })
-    req.socket.setTimeout(idleTimeout, () => {
+    upReq.setTimeout(idleTimeout, () => {
       reason ??= "idle-timeout"
       upReq.destroy()
       res.destroy()
