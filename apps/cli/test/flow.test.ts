@@ -4,11 +4,23 @@
  * AWS_ENDPOINT_URL_STS): the operator and agent flows, `exec`, `aws credential-process`, and
  * how broker errors look.
  */
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { afterAll, beforeAll } from "vitest"
-import { aap, aapLive, fakeSts, type Result, type RunningBroker, startBroker, tempDir } from "./support.js"
+import {
+  aap,
+  aapLive,
+  baseEnv,
+  bin,
+  fakeSts,
+  type Result,
+  type RunningBroker,
+  root,
+  startBroker,
+  tempDir
+} from "./support.js"
 
 let broker: RunningBroker
 let sts: Awaited<ReturnType<typeof fakeSts>>
@@ -280,6 +292,44 @@ describe("aap aws credential-process", () => {
     assert.strictEqual(out.SecretAccessKey, "canary-secret-access-key-0123456789abcdef")
     assert.match(out.Expiration, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/)
     assert.isTrue(sts.requests.some((b) => b.includes("Action=AssumeRoleWithWebIdentity")))
+  })
+
+  it("the AWS CLI picks the credentials up from a profile's credential_process", async () => {
+    // Debian's awscli (v2.9): /usr/bin/aws; `aws configure export-credentials` runs the process.
+    const awsHome = tempDir("aap-cli-aws-")
+    const config = Path.join(awsHome, "config")
+    Fs.writeFileSync(
+      config,
+      `[profile p]\ncredential_process = ${process.execPath} ${bin} aws credential-process memory-s3\nregion = eu-central-1\n`
+    )
+    const aws = spawn(
+      "/usr/bin/aws",
+      ["configure", "export-credentials", "--profile", "p", "--format", "process"],
+      {
+        env: {
+          ...baseEnv(agent),
+          AWS_CONFIG_FILE: config,
+          AWS_SHARED_CREDENTIALS_FILE: Path.join(awsHome, "credentials"),
+          AWS_EC2_METADATA_DISABLED: "true"
+        },
+        cwd: root
+      }
+    )
+    let stdout = ""
+    let stderr = ""
+    aws.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString()
+    })
+    aws.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString()
+    })
+    const code = await new Promise<number | null>((resolve) => aws.on("close", resolve))
+    assert.strictEqual(code, 0, stderr)
+    const exported = JSON.parse(stdout)
+    assert.strictEqual(exported.Version, 1)
+    assert.strictEqual(exported.AccessKeyId, "ASIATESTACCESSKEY01")
+    assert.strictEqual(exported.SessionToken, "canary-session-token-FwoGZXIvYXdzEXAMPLE")
+    assert.isString(exported.Expiration)
   })
 
   it("a non-aws capability is refused in one line", () => {
