@@ -335,6 +335,16 @@ export const layerMount = (
         return Reflect.apply(emit, this, [event, ...args]) as boolean
       }
       server.emit = dispatch as typeof server.emit
+      // Delivered base URLs use the bound address unless a public URL is configured.
+      const proxy = yield* EgressProxy.EgressProxy
+      const report = () => {
+        const address = server.address()
+        if (address === null || typeof address === "string") return
+        const host = address.family === "IPv6" ? `[${address.address}]` : address.address
+        Runtime.runSync(runtime)(proxy.listening(`http://${host}:${address.port}`))
+      }
+      if (server.listening) report()
+      else server.once("listening", report)
       yield* Effect.addFinalizer(() =>
         Effect.sync(() => {
           server.emit = emit

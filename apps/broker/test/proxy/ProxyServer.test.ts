@@ -87,7 +87,7 @@ beforeAll(async () => {
   // Mounted through the layer the broker uses: the proxy answers /v1/proxy/*, the other listener the rest.
   runtime = ManagedRuntime.make(
     ProxyServer.layerMount(server, { upstreamCa: tls.cert }).pipe(
-      Layer.provideMerge(proxyLayer(catalogFor(upstream.url), sessions, { publicUrl: base }))
+      Layer.provideMerge(proxyLayer(catalogFor(upstream.url), sessions))
     )
   )
   await runtime.runtime()
@@ -236,6 +236,11 @@ describe("the egress proxy over real sockets", () => {
     const reply = await request("GET", `${s.baseUrl}/v1/leak`, bearer(s.token))
     assert.strictEqual(reply.status, 200)
     assert.isUndefined(reply.headers["x-debug-key"])
+  })
+
+  it("delivered base URLs use the bound address when no public URL is configured", async () => {
+    const s = await newSession()
+    assert.strictEqual(s.baseUrl, `${base}/v1/proxy/${s.id}`)
   })
 
   it("other paths still reach the rest of the server", async () => {

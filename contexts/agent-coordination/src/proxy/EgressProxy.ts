@@ -48,8 +48,11 @@ export * as ProxyToken from "./ProxyToken.js"
 // ---------------------------------------------------------------------------------------------
 
 export interface ProxyConfigShape {
-  /** The broker's base URL as agents reach it (`http://127.0.0.1:8787`), no trailing slash. */
-  readonly publicUrl: string
+  /**
+   * The broker's base URL as agents reach it (`https://aap.example.org`), no trailing slash.
+   * Unset: the URL the broker reports through `listening` once bound.
+   */
+  readonly publicUrl?: string | undefined
   /** Proxied requests one session may make (per broker instance). */
   readonly maxRequestsPerSession: number
   /** Request plus response body bytes one session may move (per broker instance). */
@@ -62,7 +65,6 @@ export class ProxyConfig extends Context.Tag("@aap/agent-coordination/ProxyConfi
 >() {}
 
 export const defaultConfig: ProxyConfigShape = {
-  publicUrl: "http://127.0.0.1:8787",
   maxRequestsPerSession: 10_000,
   maxBytesPerSession: 1024 * 1024 * 1024
 }
@@ -71,7 +73,7 @@ export const layerConfig = (config: Partial<ProxyConfigShape>): Layer.Layer<Prox
   Layer.succeed(ProxyConfig, {
     ...defaultConfig,
     ...config,
-    publicUrl: (config.publicUrl ?? defaultConfig.publicUrl).replace(/\/+$/, "")
+    publicUrl: config.publicUrl?.replace(/\/+$/, "")
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +154,8 @@ export interface ProxyShape {
   readonly issue: (session: SessionView, backing: Catalog.BearerToken) => Effect.Effect<Issued>
   /** Decide one request (see the module doc). Refusals after a valid token are audited. */
   readonly open: (request: ProxyRequest) => Effect.Effect<Grant, OpenError>
+  /** The broker's bound URL (`http://127.0.0.1:8787`); used for delivered base URLs unless `publicUrl` is configured. */
+  readonly listening: (url: string) => Effect.Effect<void>
   /** Append the `proxy.request` record of a forwarded request. Never fails (a failure closes the proxy until the audit is back). */
   readonly finish: (grant: Grant, facts: Facts) => Effect.Effect<void>
 }
@@ -191,6 +195,9 @@ export const make: Effect.Effect<
   const audit = yield* AuditLog.AuditLog
   const config = yield* ProxyConfig
   const key = Redacted.value(yield* (yield* SystemKeys.SystemKeys).hmacKey(ProxyToken.PURPOSE))
+
+  let boundUrl = "http://127.0.0.1:8787"
+  const publicUrl = () => config.publicUrl ?? boundUrl
 
   const usage = new Map<string, Usage>()
   const usageOf = (session: string): Usage => {
@@ -440,7 +447,7 @@ export const make: Effect.Effect<
     Effect.sync(() => {
       const proxy = backing.proxy
       const token = ProxyToken.mint(key, session.id)
-      const baseUrl = Redacted.make(`${config.publicUrl}/v1/proxy/${session.id}`)
+      const baseUrl = Redacted.make(`${publicUrl()}/v1/proxy/${session.id}`)
       return {
         credential: {
           _tag: "proxy",
@@ -465,7 +472,12 @@ export const make: Effect.Effect<
       } satisfies Issued
     })
 
-  return EgressProxy.of({ issue, open, finish })
+  const listening = (url: string) =>
+    Effect.sync(() => {
+      boundUrl = url.replace(/\/+$/, "")
+    })
+
+  return EgressProxy.of({ issue, open, finish, listening })
 })
 
 export const layer: Layer.Layer<
