@@ -82,11 +82,11 @@ const result = await build({
   }
 })
 
-// `aap serve`: the broker as its own bundle, handed over to by bin.ts (not a chunk: esbuild's
+// `aap serve` / `aap worker`: the broker and the worker as their own bundle, handed over to by bin.ts (not a chunk: esbuild's
 // splitting would otherwise share the broker's modules with the client commands' chunks).
 const served = await build({
   absWorkingDir: here,
-  entryPoints: { serve: "src/serveMain.ts" },
+  entryPoints: { daemon: "src/daemon.ts" },
   outdir: "dist",
   outExtension: { ".js": ".mjs" },
   bundle: true,

@@ -13,7 +13,10 @@ const cases: ReadonlyArray<{ name: string; argv: ReadonlyArray<string>; target?:
   { name: "node -e 0", argv: ["-e", "0"] },
   { name: "aap --version", argv: [bin, "--version"], target: 3 },
   { name: "aap --help", argv: [bin, "--help"], target: 3 },
-  { name: "aap session list (unreachable broker)", argv: [bin, "session", "list", "--url", "http://127.0.0.1:9"] }
+  {
+    name: "aap session list (unreachable broker)",
+    argv: [bin, "session", "list", "--url", "http://127.0.0.1:9"]
+  }
 ]
 
 const time = (argv: ReadonlyArray<string>) => {

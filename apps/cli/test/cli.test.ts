@@ -8,7 +8,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { commands } from "../src/Overview.js"
-import { aap, bin, tempDir } from "./support.js"
+import { aap, aapLive, bin, tempDir } from "./support.js"
 
 const dist = fileURLToPath(new URL("../dist/", import.meta.url))
 
@@ -93,7 +93,7 @@ describe("aap (the built binary)", () => {
         (i) => i.includes("@aws-sdk/") || i.includes("dynalite") || i.includes("apps/broker/src/Broker.ts")
       )
     )
-    assert.isTrue(Object.keys(outputs).includes("dist/serve.mjs"))
+    assert.isTrue(Object.keys(outputs).includes("dist/daemon.mjs"))
   })
 })
 
@@ -125,5 +125,22 @@ describe("aap keys (local keyring)", () => {
     const open = aap(["keys", "status", "--home", home])
     assert.strictEqual(open.code, 1)
     assert.strictEqual(open.stderr.trim().split("\n").length, 1)
+  })
+})
+
+describe("aap serve / aap worker (the daemon bundle)", () => {
+  it("worker starts on a fresh home, serves /healthz and stops cleanly on SIGTERM; bad flags exit 2", async () => {
+    const live = aapLive(["worker", "--home", tempDir("aap-worker-")], { AAP_WORKER_LISTEN: "127.0.0.1:0" })
+    await live.waitFor(/worker listening on (http:\/\/\S+)/, 60_000)
+    const url = /worker listening on (http:\/\/\S+)/.exec(live.stdout() + live.stderr())?.[1] ?? ""
+    const health = await fetch(`${url}/healthz`)
+    assert.strictEqual(health.status, 200)
+    assert.notInclude(live.stderr(), "NodeVersionSupportWarning")
+    live.child.kill("SIGTERM")
+    const r = await live.done
+    assert.strictEqual(r.code, 0, r.stderr)
+    const bad = aap(["serve", "--bogus"])
+    assert.strictEqual(bad.code, 2)
+    assert.strictEqual(bad.stderr, "aap serve: unknown argument --bogus (see aap serve --help)\n")
   })
 })

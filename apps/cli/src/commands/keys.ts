@@ -14,7 +14,11 @@ const home = Options.directory("home").pipe(
   Options.optional
 )
 
-const load = Effect.promise(() => import("../internal/Keys.js"))
+const load = Effect.promise(() => {
+  // The KMS client's module warns about Node 20 support (ADR 0004 pins Node 20).
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true"
+  return import("../internal/Keys.js")
+})
 const homeOf = (h: Option.Option<string>) => Option.getOrElse(h, () => Settings.homeDir())
 
 const fail = (e: { readonly message: string; readonly code: number }) =>

@@ -33,8 +33,10 @@ export const serve = Command.make("serve", options, (o) =>
     yield* env("AAP_LISTEN", o.listen)
     yield* env("AAP_HOME", o.home)
     yield* env("AAP_CATALOG", o.catalog)
-    // Normally unreachable: bin.ts hands `aap serve` to dist/serve.mjs before @effect/cli runs.
-    yield* Console.error("aap serve: run it as `aap serve` (the broker is a separate bundle, dist/serve.mjs)")
+    // Normally unreachable: bin.ts hands `aap serve` to dist/daemon.mjs before @effect/cli runs.
+    yield* Console.error(
+      "aap serve: run it as `aap serve` (the broker is a separate bundle, dist/daemon.mjs)"
+    )
     return yield* new ExitCode({ code: 2 })
   })
 ).pipe(
@@ -43,19 +45,16 @@ export const serve = Command.make("serve", options, (o) =>
   )
 )
 
-export const worker = Command.make("worker", options, (o) =>
+export const worker = Command.make("worker", { home: options.home, catalog: options.catalog }, () =>
   Effect.gen(function* () {
-    yield* env("AAP_HOME", o.home)
-    yield* env("AAP_CATALOG", o.catalog)
-    const W = yield* Effect.promise(() => import("../internal/Worker.js"))
-    return yield* W.run.pipe(
-      Effect.catchAll((e) =>
-        Effect.zipRight(Console.error(`aap worker: ${e.message}`), new ExitCode({ code: 2 }))
-      )
+    // Normally unreachable: bin.ts hands `aap worker` to dist/daemon.mjs before @effect/cli runs.
+    yield* Console.error(
+      "aap worker: run it as `aap worker` (the worker is a separate bundle, dist/daemon.mjs)"
     )
+    return yield* new ExitCode({ code: 2 })
   })
 ).pipe(
   Command.withDescription(
-    "Run the background worker: expiry sweeps, upstream revocation, STS deny list, audit checkpoints."
+    "Run the standalone background worker (for a DynamoDB endpoint; in embedded mode the broker runs the jobs itself): expiry sweeps, upstream revocation, STS deny list, re-wrap, audit checkpoints and shipping, chain verification."
   )
 )
