@@ -72,7 +72,11 @@ const check = async (b: Spawned, operator: string, seen: Observed, round: number
     (await auditEvents(b.url, operator, "credential.issued")).map((e) => String(e.session ?? ""))
   )
   const missing = [...seen.delivered].filter((id) => !issued.has(id))
-  assert.deepStrictEqual(missing, [], `round ${round}: credentials delivered without a credential.issued record`)
+  assert.deepStrictEqual(
+    missing,
+    [],
+    `round ${round}: credentials delivered without a credential.issued record`
+  )
 
   const sessions = await allSessions(b.url, operator, "codex")
   const byId = new Map(sessions.map((s) => [String(s.id), s]))
@@ -80,7 +84,11 @@ const check = async (b: Spawned, operator: string, seen: Observed, round: number
   assert.deepStrictEqual(lost, [], `round ${round}: sessions acknowledged with 201 but gone after the crash`)
   for (const s of sessions) {
     const where = `round ${round}: session ${String(s.id)} ${JSON.stringify(s)}`
-    assert.include(["active", "expired", "revoked"], s.status, `${where}: a low-tier session is never pending`)
+    assert.include(
+      ["active", "expired", "revoked"],
+      s.status,
+      `${where}: a low-tier session is never pending`
+    )
     if (s.status === "active") assert.isDefined(s.activatedAt, `${where}: active without activatedAt`)
     if (seen.revoked.has(String(s.id))) {
       assert.strictEqual(s.status, "revoked", `${where}: revocation acknowledged but not stored`)
@@ -96,7 +104,12 @@ describe("crash: SIGKILL under load", () => {
         const home = tempDir("crash")
         // No caches: every request reads the store, so what the client saw is what was stored.
         const env = { AAP_CACHE_TTL: "0", AAP_SECRET_CACHE_TTL: "0", AAP_LOG_LEVEL: "warning" }
-        const seen: Observed = { acknowledged: new Set(), delivered: new Set(), revoked: new Set(), requests: 0 }
+        const seen: Observed = {
+          acknowledged: new Set(),
+          delivered: new Set(),
+          revoked: new Set(),
+          requests: 0
+        }
         let b = await spawnBroker(home, env)
         const operator = operatorToken(home)
         await putSecret(b.url, operator, "codex", "openrouter/api-key", "sk-or-crash-test")

@@ -26,7 +26,8 @@ const command = (): { args: Array<string>; cwd: string } =>
     ? { args: [cliBin, "serve"], cwd: root }
     : { args: ["--import", "tsx", "src/main.ts"], cwd: brokerDir }
 
-export const tempDir = (prefix: string): string => Fs.mkdtempSync(Path.join(Os.tmpdir(), `aap-rel-${prefix}-`))
+export const tempDir = (prefix: string): string =>
+  Fs.mkdtempSync(Path.join(Os.tmpdir(), `aap-rel-${prefix}-`))
 
 export const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -233,7 +234,11 @@ export const auditEvents = async (
 }
 
 /** Every session, following the cursor, through the operator API. */
-export const allSessions = async (url: string, operator: string, agent: string): Promise<Array<Record<string, unknown>>> => {
+export const allSessions = async (
+  url: string,
+  operator: string,
+  agent: string
+): Promise<Array<Record<string, unknown>>> => {
   const out: Array<Record<string, unknown>> = []
   let cursor: string | undefined
   for (;;) {

@@ -1,0 +1,380 @@
+/**
+ * API fuzz: 5,000 generated hostile requests against a real broker over a socket (keep-alive,
+ * 8 in flight): wrong types, huge and odd Unicode strings, deep JSON, duplicate keys, bad ids,
+ * path traversal in wallet and secret names, oversized bodies, bad auth headers, with no token,
+ * an agent's token and the operator's. Zero 5xx, the broker never exits, and every response that
+ * is not a success is a JSON object with a string `_tag` and `message`.
+ */
+import * as Fs from "node:fs"
+import * as Http from "node:http"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, FastCheck as fc } from "effect"
+import { broker, enrol, operatorToken, putSecret, tempDir } from "./support.js"
+
+const REQUESTS = 5_000
+const IN_FLIGHT = 8
+const MAX_BODY = 16 * 1024
+
+interface Req {
+  readonly method: string
+  readonly path: string
+  readonly auth:
+    | { readonly kind: "none" | "operator" | "agent" }
+    | { readonly kind: "raw"; readonly value: string }
+  readonly contentType: string | undefined
+  readonly body: string | undefined
+}
+
+// --- strings a hostile client sends --------------------------------------------------------
+
+const traversal = fc.constantFrom(
+  "..",
+  "../..",
+  "../../etc/passwd",
+  "..%2f..%2fetc%2fpasswd",
+  "%2e%2e%2f%2e%2e%2f",
+  "..\\..\\windows",
+  "codex/../claude",
+  "./.",
+  "%00",
+  "a%00b",
+  "%zz",
+  "%",
+  "~root",
+  "*",
+  "#",
+  "?x=1",
+  "secret#v000000001",
+  "wallet#claude",
+  "session#x",
+  "token#",
+  ""
+)
+const oddUnicode = fc.constantFrom(
+  "\u202e\u0041\u0042", // right-to-left override
+  "\ufeffbom",
+  "\ud800", // lone surrogate
+  "\udfff\ud800",
+  "𝕏𝕏𝕏🙂👩‍👩‍👧‍👦",
+  "e\u0301\u0301\u0301",
+  "\u0000\u0001\u001f",
+  "\u2028\u2029",
+  "İıſK"
+)
+const hostileString = fc.oneof(
+  traversal,
+  oddUnicode,
+  fc.string({ unit: "binary", maxLength: 40 }),
+  fc.string({ unit: "grapheme", maxLength: 40 }),
+  fc.string({ unit: "binary", minLength: 300, maxLength: 1_200 }),
+  fc.constantFrom(
+    "codex",
+    "claude",
+    "ci",
+    "openrouter-chat",
+    "openrouter/api-key",
+    "01JD0000000000000000000000"
+  ),
+  fc.integer().map(String),
+  fc.constant("x".repeat(7_000))
+)
+
+/** A path segment: percent-encoded (any string) or raw (printable ASCII only, e.g. `../..`). */
+const segment = fc.oneof(
+  hostileString.map((s) => {
+    try {
+      return encodeURIComponent(s)
+    } catch {
+      return encodeURIComponent(s.replace(/[\ud800-\udfff]/g, "?")) + "%ED%A0%80" // raw lone surrogate bytes
+    }
+  }),
+  traversal.filter((s) => /^[\x21-\x7e]*$/.test(s))
+)
+
+const sessionAction = fc.constantFrom("", "/credentials", "/revoke", "/approve", "/deny", "/x")
+const query = fc
+  .array(
+    fc.tuple(
+      fc.constantFrom("status", "agent", "cursor", "limit", "stream", "after", "action", "hmac", "from", "x"),
+      fc.oneof(hostileString, fc.constantFrom("-1", "0", "1e9", "NaN", "active", "9".repeat(400)))
+    ),
+    { maxLength: 4 }
+  )
+  .map((kv) =>
+    kv.length === 0
+      ? ""
+      : `?${kv.map(([k, v]) => `${k}=${encodeURIComponent(v.replace(/[\ud800-\udfff]/g, "?"))}`).join("&")}`
+  )
+
+const path = fc.oneof(
+  fc.tuple(query).map(([q]) => `/v1/sessions${q}`),
+  fc.tuple(segment, sessionAction).map(([id, a]) => `/v1/sessions/${id}${a}`),
+  segment.map((id) => `/v1/agents/${id}/link-codes`),
+  fc.constant("/v1/link-codes/redeem"),
+  fc.tuple(segment, segment).map(([w, n]) => `/v1/wallets/${w}/secrets/${n}`),
+  fc.tuple(segment, segment, segment).map(([w, a, b]) => `/v1/wallets/${w}/secrets/${a}/${b}`),
+  segment.map((w) => `/v1/wallets/${w}/secrets`),
+  query.map((q) => `/v1/audit${q}`),
+  fc.constantFrom("/v1/audit/verify", "/v1/catalog", "/v1/catalog/reload", "/healthz", "/readyz", "/metrics"),
+  fc.constantFrom(
+    "/",
+    "//",
+    "/v1",
+    "/v1/",
+    "/v1//sessions",
+    "/V1/SESSIONS",
+    "/v1/sessions/",
+    "/v1/proxy/x/y"
+  ),
+  fc.array(segment, { maxLength: 6 }).map((s) => `/${s.join("/")}`)
+)
+
+// --- bodies ------------------------------------------------------------------------------------
+
+const wrongTyped = fc.oneof(
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.integer(), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.integer(), { maxKeys: 3 }),
+  hostileString
+)
+const shaped = fc.record(
+  {
+    capability: fc.oneof(fc.constantFrom("openrouter-chat", "ses-send", "break-glass-admin"), wrongTyped),
+    ttlSeconds: fc.oneof(fc.integer({ min: -10, max: 100_000_000 }), wrongTyped),
+    justification: wrongTyped,
+    breakGlass: wrongTyped,
+    publicKey: wrongTyped,
+    reason: wrongTyped,
+    value: wrongTyped,
+    code: wrongTyped,
+    __proto__: fc.constant({ polluted: true }),
+    constructor: fc.constant({ prototype: { polluted: true } })
+  },
+  { requiredKeys: [] }
+)
+const deep = fc
+  .tuple(fc.integer({ min: 100, max: 7_000 }), fc.constantFrom("[", '{"a":'))
+  .map(([n, open]) => open.repeat(n) + "1" + (open === "[" ? "]" : "}").repeat(n))
+const duplicateKeys = fc.constantFrom(
+  '{"capability":"ses-send","capability":"openrouter-chat"}',
+  '{"value":"a","value":{"x":1}}',
+  '{"code":1,"code":"x","code":null}',
+  '{"ttlSeconds":60,"ttlSeconds":1e400}',
+  '{"breakGlass":false,"breakGlass":true,"justification":"j","justification":[]}'
+)
+const invalidJson = fc.constantFrom(
+  "{",
+  '{"a":}',
+  "[1,]",
+  "nul",
+  "\u0000",
+  "{'a':1}",
+  "\ufeff{}",
+  "1".repeat(400),
+  '"\\ud800"'
+)
+const body = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(undefined) },
+  { weight: 4, arbitrary: shaped.map((o) => JSON.stringify(o)) },
+  { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)) },
+  { weight: 1, arbitrary: deep },
+  { weight: 1, arbitrary: duplicateKeys },
+  { weight: 1, arbitrary: invalidJson },
+  { weight: 1, arbitrary: hostileString.map((s) => JSON.stringify({ value: s, capability: s, code: s })) },
+  // above the 16 KiB limit configured below: 413
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: MAX_BODY + 1, max: 4 * MAX_BODY })
+      .map((n) => JSON.stringify({ value: "v".repeat(n) }))
+  }
+)
+
+// --- auth ---------------------------------------------------------------------------------
+
+const latin1 = fc.string({
+  unit: fc
+    .integer({ min: 0x20, max: 0xff })
+    .filter((c) => c !== 0x7f)
+    .map((c) => String.fromCharCode(c)),
+  maxLength: 60
+})
+const auth: fc.Arbitrary<Req["auth"]> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      { kind: "operator" as const },
+      { kind: "agent" as const },
+      { kind: "none" as const }
+    )
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(
+        latin1.map((s) => `Bearer ${s}`),
+        latin1.map((s) => `Bearer aap_op_${s}`),
+        latin1.map((s) => `Bearer aap_agt_${s}`),
+        fc.constantFrom(
+          "Bearer",
+          "Bearer ",
+          "bearer aap_op_",
+          "Basic YWxpY2U6cHc=",
+          "Bearer a b",
+          "Token x",
+          "Bearer\taap"
+        ),
+        fc.integer({ min: 1_000, max: 8_000 }).map((n) => `Bearer ${"A".repeat(n)}`)
+      )
+      .map((value) => ({
+        kind: "raw" as const,
+        value: value.trim() === value ? value : value.trim() || "Bearer"
+      }))
+  }
+)
+
+const request: fc.Arbitrary<Req> = fc.record({
+  method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "POST", "PUT"),
+  path,
+  auth,
+  contentType: fc.constantFrom(
+    "application/json",
+    "application/json",
+    "text/plain",
+    undefined,
+    "application/json; charset=utf-16",
+    "multipart/form-data; boundary=x"
+  ),
+  body
+})
+
+// --- sending ------------------------------------------------------------------------------------
+
+interface Result {
+  readonly status: number
+  readonly text: string
+}
+
+const send = (
+  agent: Http.Agent,
+  base: URL,
+  req: Req,
+  tokens: { operator: string; agent: string }
+): Promise<Result> =>
+  new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {}
+    if (req.auth.kind === "operator") headers.authorization = `Bearer ${tokens.operator}`
+    if (req.auth.kind === "agent") headers.authorization = `Bearer ${tokens.agent}`
+    if (req.auth.kind === "raw") headers.authorization = req.auth.value
+    if (req.contentType !== undefined && req.body !== undefined) headers["content-type"] = req.contentType
+    // Framed: without it Node sends a GET/DELETE body unframed, which is the client's error.
+    if (req.body !== undefined) headers["content-length"] = String(Buffer.byteLength(req.body))
+    const r = Http.request(
+      { agent, host: base.hostname, port: base.port, method: req.method, path: req.path, headers },
+      (res) => {
+        const chunks: Array<Buffer> = []
+        res.on("data", (c: Buffer) => chunks.push(c))
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") })
+        )
+        res.on("error", reject)
+      }
+    )
+    r.on("error", reject)
+    r.end(req.body)
+  })
+
+const problemWith = (res: Result): string | undefined => {
+  if (res.status >= 500) return `status ${res.status}`
+  if (res.status >= 200 && res.status < 300) return undefined
+  try {
+    const j: unknown = JSON.parse(res.text)
+    if (j === null || typeof j !== "object" || Array.isArray(j)) return "error body is not a JSON object"
+    const o = j as Record<string, unknown>
+    if (typeof o._tag !== "string" || o._tag.length === 0) return "error body has no _tag"
+    if (typeof o.message !== "string") return "error body has no message"
+    return undefined
+  } catch {
+    return "error body is not JSON"
+  }
+}
+
+/** Above the body limit, or above Node's 16 KiB header limit (431 from Node, see below). */
+const oversized = (req: Req) =>
+  Buffer.byteLength(req.body ?? "") > MAX_BODY ||
+  req.path.length + (req.auth.kind === "raw" ? req.auth.value.length : 0) > 16 * 1024
+
+const describeReq = (req: Req) =>
+  JSON.stringify({
+    ...req,
+    path: req.path.slice(0, 300),
+    body: req.body?.slice(0, 300),
+    bodyLength: req.body?.length
+  })
+
+describe("API fuzz", () => {
+  it.scoped(
+    `${REQUESTS} hostile requests: no 5xx, no crash, every error a JSON body with _tag`,
+    () =>
+      Effect.gen(function* () {
+        const b = yield* broker(tempDir("fuzz"), {
+          AAP_MAX_BODY_BYTES: String(MAX_BODY),
+          AAP_LOG_LEVEL: "warning",
+          AAP_SESSION_REQUESTS_PER_MINUTE: "600",
+          AAP_MAX_LIVE_SESSIONS_PER_AGENT: "50"
+        })
+        const seed = Number(process.env.AAP_FUZZ_SEED ?? Date.now() % 2 ** 31)
+        // Paths + headers stay under Node's 16 KiB header limit: beyond it Node itself answers a
+        // bare 431 before the broker sees the request (reported, /work/bugs-found.md).
+        const failures = yield* Effect.promise(async () => {
+          const operator = operatorToken(b.home)
+          await putSecret(b.url, operator, "codex", "openrouter/api-key", "sk-or-fuzz")
+          const tokens = { operator, agent: await enrol(b.url, operator, "codex") }
+          const requests = fc.sample(request, { numRuns: REQUESTS, seed })
+          const agent = new Http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT })
+          const base = new URL(b.url)
+          const found: Array<string> = []
+          const statuses = new Map<number, number>()
+          let next = 0
+          const lane = async () => {
+            for (let i = next++; i < requests.length; i = next++) {
+              const req = requests[i] as Req
+              try {
+                const res = await send(agent, base, req, tokens)
+                statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1)
+                const problem = res.status === 431 && oversized(req) ? undefined : problemWith(res)
+                if (problem !== undefined) {
+                  found.push(`${problem}: ${describeReq(req)} -> ${res.status} ${res.text.slice(0, 300)}`)
+                }
+              } catch (e) {
+                // The broker answers 413 and closes while an oversized body is still being sent.
+                if (oversized(req)) continue
+                if (b.exited() !== undefined) {
+                  found.push(`broker exited ${JSON.stringify(b.exited())} at ${describeReq(req)}`)
+                  return
+                }
+                found.push(`transport error ${String(e)}: ${describeReq(req)}`)
+              }
+            }
+          }
+          await Promise.all(Array.from({ length: IN_FLIGHT }, lane))
+          agent.destroy()
+          const health = await fetch(`${b.url}/healthz`)
+          if (health.status !== 200) found.push(`healthz after the run: ${health.status}`)
+          if (process.env.AAP_FUZZ_DUMP) Fs.writeFileSync(process.env.AAP_FUZZ_DUMP, found.join("\n"))
+          process.stderr.write(`fuzz seed ${seed}: statuses ${JSON.stringify([...statuses].sort())}\n`)
+          return found
+        })
+        assert.isUndefined(b.exited(), `the broker exited: ${b.output().slice(-2_000)}`)
+        assert.deepStrictEqual(
+          failures.slice(0, 20),
+          [],
+          `seed ${seed} (AAP_FUZZ_SEED=${seed} to replay), ${failures.length} failures`
+        )
+      }),
+    170_000
+  )
+})
