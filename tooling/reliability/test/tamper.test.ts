@@ -1,0 +1,217 @@
+/**
+ * Storage tampering: someone with write access to the DynamoDB tables (and none to the keys)
+ * edits vault, session and token items directly. Every edit is detected and refused through
+ * the broker's HTTP API: no credential leaves, no privilege is gained, and what does answer
+ * carries a `_tag` (never the secret).
+ *
+ * The broker runs as `aap serve` against a DynamoDB endpoint (dynalite in this process), with
+ * its token, session and secret caches off so every request reads the table.
+ */
+import { createHash } from "node:crypto"
+import { Engine } from "@aap/local-stack"
+import {
+  type AttributeValue,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  UpdateItemCommand
+} from "@aws-sdk/client-dynamodb"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { broker, call, enrol, operatorToken, putSecret, type Reply, tempDir } from "./support.js"
+
+const VAULT = "aap-vault"
+const COORDINATION = "aap-coordination"
+const CODEX_SECRET = "sk-codex-tamper-0123456789"
+const CLAUDE_SECRET = "sk-claude-tamper-9876543210"
+
+const refused = (r: Reply, what: string, tags: ReadonlyArray<string>) => {
+  process.stderr.write(`tamper: ${what} -> ${r.status} ${String(r.json._tag)}\n`)
+  assert.isAtLeast(r.status, 400, `${what}: must be refused, got ${r.status} ${r.text}`)
+  assert.include(tags, r.json._tag, `${what}: ${r.status} ${r.text}`)
+  assert.notInclude(r.text, CODEX_SECRET, `${what}: secret in the error body`)
+  assert.notInclude(r.text, CLAUDE_SECRET, `${what}: secret in the error body`)
+}
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex")
+
+describe("storage tampering at the DynamoDB level", () => {
+  it.scoped(
+    "vault, session and token items edited in the table are detected and refused",
+    () =>
+      Effect.gen(function* () {
+        const engine = yield* Engine.dynamo()
+        const aws = { AWS_ACCESS_KEY_ID: "tamper", AWS_SECRET_ACCESS_KEY: "tamper", AWS_REGION: "us-east-1" }
+        const home = tempDir("tamper")
+        const b = yield* broker(home, {
+          ...aws,
+          AAP_DYNAMODB_ENDPOINT: engine.endpoint,
+          AAP_CACHE_TTL: "0",
+          AAP_SECRET_CACHE_TTL: "0",
+          AAP_LOG_LEVEL: "warning"
+        })
+        const ddb = new DynamoDBClient({
+          endpoint: engine.endpoint,
+          region: "us-east-1",
+          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => ddb.destroy()))
+        yield* Effect.promise(async () => {
+          const url = b.url
+          const op = operatorToken(home)
+          await putSecret(url, op, "codex", "openrouter/api-key", CODEX_SECRET)
+          await putSecret(url, op, "claude", "openrouter/api-key", CLAUDE_SECRET)
+          const codex = await enrol(url, op, "codex")
+          const claude = await enrol(url, op, "claude")
+          const open = async (token: string) => {
+            const s = await call(url, "POST", "/v1/sessions", {
+              token,
+              body: { capability: "openrouter-chat" }
+            })
+            assert.strictEqual(s.status, 201, s.text)
+            return String(s.json.id)
+          }
+          const deliver = (token: string, id: string) =>
+            call(url, "POST", `/v1/sessions/${id}/credentials`, { token, body: {} })
+          const setData = (pk: string, sk: string, field: string, value: AttributeValue) =>
+            ddb.send(
+              new UpdateItemCommand({
+                TableName: COORDINATION,
+                Key: { PK: { S: pk }, SK: { S: sk } },
+                UpdateExpression: "SET #d.#f = :v",
+                ExpressionAttributeNames: { "#d": "data", "#f": field },
+                ExpressionAttributeValues: { ":v": value }
+              })
+            )
+          const vaultKey = (wallet: string) => ({
+            PK: { S: `wallet#${wallet}` },
+            SK: { S: "secret#openrouter/api-key#v000000001" }
+          })
+
+          // --- vault ---------------------------------------------------------------------------
+          // Baseline: delivery works before any edit.
+          const before = await deliver(codex, await open(codex))
+          assert.strictEqual(before.status, 200, before.text)
+          assert.include(before.text, CODEX_SECRET)
+
+          // (1) one ciphertext bit flipped
+          const item = (await ddb.send(new GetItemCommand({ TableName: VAULT, Key: vaultKey("codex") }))).Item
+          assert.isDefined(item?.content_encrypted?.B, "vault item layout: content_encrypted is binary")
+          const original = item?.content_encrypted?.B ?? new Uint8Array()
+          const flipped = Uint8Array.from(original)
+          flipped[0] = (flipped[0] ?? 0) ^ 0x01
+          await ddb.send(
+            new UpdateItemCommand({
+              TableName: VAULT,
+              Key: vaultKey("codex"),
+              UpdateExpression: "SET content_encrypted = :c",
+              ExpressionAttributeValues: { ":c": { B: flipped } }
+            })
+          )
+          refused(await deliver(codex, await open(codex)), "vault: flipped ciphertext bit", [
+            "SecretIntegrityError",
+            "CredentialUnavailable",
+            "Tampered",
+            "DeliveryFailed",
+            "Unavailable"
+          ])
+
+          // (2) claude's envelope copied over codex's (AAD binds the address: wallet, name, version)
+          const claudeItem = (
+            await ddb.send(new GetItemCommand({ TableName: VAULT, Key: vaultKey("claude") }))
+          ).Item
+          assert.isDefined(claudeItem)
+          await ddb.send(
+            new PutItemCommand({
+              TableName: VAULT,
+              Item: { ...claudeItem, ...vaultKey("codex"), wallet: { S: "codex" } }
+            })
+          )
+          const swapped = await deliver(codex, await open(codex))
+          refused(swapped, "vault: another wallet's envelope moved to this address", [
+            "SecretIntegrityError",
+            "CredentialUnavailable",
+            "Tampered",
+            "DeliveryFailed",
+            "Unavailable"
+          ])
+          // The untouched wallet still delivers.
+          const claudeOk = await deliver(claude, await open(claude))
+          assert.strictEqual(claudeOk.status, 200, claudeOk.text)
+
+          // --- sessions ------------------------------------------------------------------------
+          // (3) ownership forged: codex's session rewritten to claude
+          const stolen = await open(codex)
+          await setData(`session#${stolen}`, "session", "agent", { S: "claude" })
+          await setData(`session#${stolen}`, "session", "wallet", { S: "claude" })
+          refused(await deliver(claude, stolen), "session: owner rewritten, claude delivers", [
+            "Tampered",
+            "NotFound"
+          ])
+          refused(
+            await call(url, "GET", `/v1/sessions/${stolen}`, { token: op }),
+            "session: operator reads it",
+            ["Tampered"]
+          )
+
+          // (4) a revoked session brought back to active
+          const revived = await open(codex)
+          const revoke = await call(url, "POST", `/v1/sessions/${revived}/revoke`, { token: codex, body: {} })
+          assert.strictEqual(revoke.status, 200, revoke.text)
+          await setData(`session#${revived}`, "session", "status", { S: "active" })
+          refused(await deliver(codex, revived), "session: revoked → active", ["Tampered"])
+
+          // --- tokens --------------------------------------------------------------------------
+          // (5) an agent token promoted to operator
+          await setData(`token#${sha256(codex)}`, "token", "type", { S: "operator" })
+          refused(
+            await call(url, "GET", "/v1/sessions?agent=claude", { token: codex }),
+            "token: agent → operator, operator route",
+            ["Tampered", "Unauthorized", "Forbidden"]
+          )
+          refused(
+            await call(url, "POST", "/v1/sessions", {
+              token: codex,
+              body: { capability: "openrouter-chat" }
+            }),
+            "token: promoted token on an agent route",
+            ["Tampered", "Unauthorized", "Forbidden"]
+          )
+
+          // (6) a token item inserted for a token the attacker chose, with a copied MAC
+          const forged = `aap_op_${"f".repeat(43)}`
+          const opItem = (
+            await ddb.send(
+              new GetItemCommand({
+                TableName: COORDINATION,
+                Key: { PK: { S: `token#${sha256(op)}` }, SK: { S: "token" } }
+              })
+            )
+          ).Item
+          assert.isDefined(opItem?.data?.M)
+          const data = opItem?.data?.M ?? {}
+          await ddb.send(
+            new PutItemCommand({
+              TableName: COORDINATION,
+              Item: {
+                ...opItem,
+                PK: { S: `token#${sha256(forged)}` },
+                data: { M: { ...data, hash: { S: sha256(forged) } } }
+              }
+            })
+          )
+          refused(
+            await call(url, "GET", "/v1/audit/verify", { token: forged }),
+            "token: inserted item, copied MAC",
+            ["Tampered", "Unauthorized"]
+          )
+
+          // The real operator token is untouched and still works; the audit chain still verifies.
+          const verify = await call(url, "GET", "/v1/audit/verify", { token: op })
+          assert.strictEqual(verify.status, 200, verify.text)
+          assert.isTrue(verify.json.ok, verify.text)
+        })
+      }),
+    120_000
+  )
+})
