@@ -382,3 +382,26 @@ describe("broker errors: one line, non-zero exit, never a stack trace", () => {
     assert.include(oneLine(r), "(RequestDenied)")
   })
 })
+
+describe("aap demo", () => {
+  it("walks the whole product against the broker and ends with a verified audit log", () => {
+    const r = aap(["demo"], operator)
+    assert.strictEqual(r.code, 0, r.stderr)
+    for (const step of [
+      "1. The broker is up",
+      "the same code a second time          → refused (Unauthorized)",
+      "openrouter-chat → ses_",
+      "pending_approval (needs 1 approval)",
+      "delivery before approval → refused (SessionNotActive)",
+      "the agent approving its own request → refused (SelfApproval)",
+      "→ active",
+      "SSH certificate aap:ses_",
+      "delivery after revocation → refused",
+      "aap audit verify → intact",
+      "the secret value appears in the audit log: no"
+    ]) {
+      assert.include(r.stdout, step)
+    }
+    assert.notMatch(r.stdout, /sk-or-demo-[0-9a-f]{24}/)
+  })
+})
