@@ -104,6 +104,42 @@ const serveProxy = async () => {
   )
 }
 
+/** The floor: a bare node:http → node:https forwarder with no checks, no audit, no Effect. */
+const serveBare = async () => {
+  const { KEY } = await import("../test/proxy/support.js")
+  const Tls = await import("node:tls")
+  const target = new URL(process.env.AAP_BENCH_UPSTREAM ?? "")
+  const ca = Fs.readFileSync(process.env.AAP_BENCH_CERT ?? "", "utf8")
+  const agent = new Https.Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    secureContext: Tls.createSecureContext({ ca: [...Tls.rootCertificates, ca] })
+  })
+  const server = Http.createServer((req, res) => {
+    const headers = { ...req.headers, host: target.host, authorization: `Bearer ${KEY}` }
+    const up = Https.request(
+      {
+        agent,
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: `/api${(req.url ?? "").replace(/^\/bare/, "")}`,
+        headers
+      },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+        upRes.pipe(res)
+      }
+    )
+    up.on("error", () => res.destroy())
+    req.pipe(up)
+  })
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address()
+  const port = typeof address === "object" && address !== null ? address.port : 0
+  process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}/bare` })}\n`)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The parent: load and report
 // ---------------------------------------------------------------------------------------------
@@ -203,6 +239,8 @@ const main = async () => {
     AAP_BENCH_ROLE: "proxy",
     AAP_BENCH_UPSTREAM: upstream.url ?? ""
   })
+  const bare = await startChild({ ...files, AAP_BENCH_ROLE: "bare", AAP_BENCH_UPSTREAM: upstream.url ?? "" })
+  const bareUrl = `${bare.url}/v1/small`
   const directUrl = `${upstream.url}/api/v1/small`
   const proxyUrl = `${proxy.baseUrl}/v1/small`
   const directHeaders = { authorization: `Bearer ${KEY}` }
@@ -216,18 +254,21 @@ const main = async () => {
   let p1: { p50: number; p99: number } | undefined
   let d32: Run | undefined
   let p32: Run | undefined
+  let b32: Run | undefined
   const count = Math.max(500, duration * 400)
   for (let round = 0; round < 2; round++) {
     const a = await sequential(directUrl, directHeaders, tls.cert, count)
     const b = await sequential(proxyUrl, proxyHeaders, tls.cert, count)
     const c = await load(directUrl, directHeaders, 32)
     const e = await load(proxyUrl, proxyHeaders, 32)
+    const f = await load(bareUrl, {}, 32)
+    b32 = b32 === undefined ? f : better(b32, f, "rps")
     d1 = d1 === undefined || a.p50 < d1.p50 ? a : d1
     p1 = p1 === undefined || b.p50 < p1.p50 ? b : p1
     d32 = d32 === undefined ? c : better(d32, c, "rps")
     p32 = p32 === undefined ? e : better(p32, e, "rps")
     log(
-      `round ${round + 1}: 1 connection p50 direct ${a.p50} ms, proxy ${b.p50} ms; 32 connections direct ${Math.round(c.rps)} req/s, proxy ${Math.round(e.rps)} req/s`
+      `round ${round + 1}: 1 connection p50 direct ${a.p50} ms, proxy ${b.p50} ms; 32 connections direct ${Math.round(c.rps)} req/s, proxy ${Math.round(e.rps)} req/s, bare forwarder ${Math.round(f.rps)} req/s`
     )
   }
   if (d1 === undefined || p1 === undefined || d32 === undefined || p32 === undefined)
@@ -255,6 +296,15 @@ const main = async () => {
       met: ratio >= 0.5 && failures === 0
     },
     {
+      figure: "proxy throughput vs a bare node forwarder (no checks, no audit), 32 connections",
+      unit: "req/s",
+      value: Math.round(p32.rps),
+      baseline: Math.round(b32.rps),
+      ratio: Math.round((p32.rps / b32.rps) * 1000) / 1000,
+      target: "informational",
+      met: true
+    },
+    {
       figure: "proxy p50 latency, 32 connections",
       unit: "ms",
       value: p32.p50,
@@ -278,7 +328,7 @@ const main = async () => {
   } else {
     for (const r of rows) {
       log(
-        `${r.figure}: ${r.value} ${r.unit} (direct ${r.baseline}, ratio ${r.ratio}; target ${r.target}) ${r.met ? "met" : "NOT met"}`
+        `${r.figure}: ${r.value} ${r.unit} (baseline ${r.baseline}, ratio ${r.ratio}; target ${r.target}) ${r.met ? "met" : "NOT met"}`
       )
     }
   }
@@ -287,6 +337,7 @@ const main = async () => {
 }
 
 if (role === "upstream") void serveUpstream()
+else if (role === "bare") void serveBare()
 else if (role === "proxy") void serveProxy()
 else
   main().catch((e) => {
