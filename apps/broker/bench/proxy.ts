@@ -271,7 +271,7 @@ const main = async () => {
       `round ${round + 1}: 1 connection p50 direct ${a.p50} ms, proxy ${b.p50} ms; 32 connections direct ${Math.round(c.rps)} req/s, proxy ${Math.round(e.rps)} req/s, bare forwarder ${Math.round(f.rps)} req/s`
     )
   }
-  if (d1 === undefined || p1 === undefined || d32 === undefined || p32 === undefined)
+  if (d1 === undefined || p1 === undefined || d32 === undefined || p32 === undefined || b32 === undefined)
     throw new Error("no runs")
   const failures = p32.errors + p32.non2xx + d32.errors + d32.non2xx
   const added = Math.round((p1.p50 - d1.p50) * 1000) / 1000
