@@ -133,3 +133,19 @@ export const layerMount = (server: Http.Server): Layer.Layer<never, never, Egres
       })
     )
   )
+
+/**
+ * `layerMount` when the services provide `EgressProxy` (the embedded and production services
+ * do), nothing otherwise (test doubles of the HTTP layer that have no proxy).
+ */
+export const layerMountIfProvided = (server: Http.Server): Layer.Layer<never> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Effect.serviceOption(EgressProxy.EgressProxy),
+      Option.match({
+        onNone: () => Layer.empty,
+        onSome: (proxy) =>
+          layerMount(server).pipe(Layer.provide(Layer.succeed(EgressProxy.EgressProxy, proxy)))
+      })
+    )
+  )
