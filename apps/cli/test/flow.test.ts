@@ -152,6 +152,33 @@ describe("operator and agent flow", () => {
     assert.strictEqual(decided.status, "active")
     assert.strictEqual(decided.approvals[0].operator, "alice")
 
+    // On a terminal (util-linux `script` gives the command a pty) --wait shows its progress line.
+    const tty = spawn(
+      "script",
+      ["-qec", `${process.execPath} ${bin} session request ssh-platform-host --wait`, "/dev/null"],
+      { cwd: root, env: baseEnv(agent) }
+    )
+    let screen = ""
+    tty.stdout.on("data", (c: Buffer) => {
+      screen += c.toString()
+    })
+    let ttyPending: Array<{ id: string; capability: string }> = []
+    for (let i = 0; i < 100 && ttyPending.length === 0; i++) {
+      ttyPending = json(aap(["session", "list", "--status", "pending_approval", "--json"], operator)).sessions
+      if (ttyPending.length === 0) await new Promise((r) => setTimeout(r, 200))
+    }
+    for (let i = 0; i < 50 && !screen.includes("waiting for approval"); i++)
+      await new Promise((r) => setTimeout(r, 100))
+    assert.strictEqual(aap(["session", "approve", ttyPending[0]?.id ?? ""], operator).code, 0)
+    const ttyCode = await new Promise<number | null>((resolve) => tty.on("close", resolve))
+    assert.strictEqual(ttyCode, 0, screen)
+    assert.include(
+      screen,
+      `waiting for approval of ${ttyPending[0]?.id} (ssh-platform-host, high): 0/1 approvals`
+    )
+    assert.match(screen, new RegExp(`${ttyPending[0]?.id}\\s+active`))
+    aap(["session", "revoke", ttyPending[0]?.id ?? ""], operator)
+
     const other = json(aap(["session", "request", "ssh-platform-host", "--json"], agent))
     assert.strictEqual(other.status, "pending_approval")
     assert.strictEqual(
