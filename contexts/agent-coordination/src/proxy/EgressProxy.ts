@@ -257,7 +257,7 @@ export const make: Effect.Effect<
   const open = (request: ProxyRequest): Effect.Effect<Grant, OpenError> =>
     Effect.gen(function* () {
       // 1. The token, before any read: a forged or foreign token costs one HMAC.
-      const token = ProxyPolicy.presentedToken(request.headers, undefined)
+      const token = ProxyPolicy.presentedToken(request.headers)
       if (token === undefined || !ProxyToken.verify(key, request.session, token)) {
         return yield* unauthorized
       }

@@ -263,6 +263,8 @@ export const upstreamRequestHeaders = (
     if (value === undefined) continue
     if (HOP_BY_HOP.has(name) || drop.has(name)) continue
     if (name === "host" || name === injected || TOKEN_HEADERS.includes(name)) continue
+    // Wherever else the agent put its proxy token, it does not travel upstream.
+    if ((typeof value === "string" ? value : value.join(",")).includes(TOKEN_PREFIX)) continue
     out[name] = typeof value === "string" ? value : [...value]
   }
   out.host = upstreamHost
@@ -291,39 +293,43 @@ export const downstreamResponseHeaders = (
   return out
 }
 
-/**
- * The proxy token presented by the agent, from (in order) `x-aap-proxy-token`, the catalog's
- * credential header (with its scheme), `Authorization: Bearer`, or `Proxy-Authorization`
- * (`Basic base64(session:token)` or `Bearer token`). Only values that look like a proxy token
- * (`aap_pxy_…`) are considered; `undefined` when none does.
- */
-export const presentedToken = (
-  headers: Readonly<Record<string, HeaderValue>>,
-  proxyHeader: string | undefined
-): string | undefined => {
-  const candidates: Array<string> = []
-  const add = (value: HeaderValue) => {
-    if (value === undefined) return
-    if (typeof value === "string") candidates.push(value)
-    else candidates.push(...value)
+const tokenIn = (name: string, raw: string): string | undefined => {
+  const value = raw.trim()
+  const space = value.indexOf(" ")
+  const scheme = space === -1 ? "" : value.slice(0, space).toLowerCase()
+  const rest = space === -1 ? value : value.slice(space + 1).trim()
+  if (scheme === "basic" && (name === "authorization" || name === "proxy-authorization")) {
+    const userPass = Buffer.from(rest, "base64").toString("utf8")
+    const colon = userPass.indexOf(":")
+    const password = colon === -1 ? userPass : userPass.slice(colon + 1)
+    return password.startsWith(TOKEN_PREFIX) ? password : undefined
   }
-  add(headers["x-aap-proxy-token"])
-  if (proxyHeader !== undefined) add(headers[proxyHeader])
-  add(headers.authorization)
-  add(headers["proxy-authorization"])
-  for (const raw of candidates) {
-    const value = raw.trim()
-    const space = value.indexOf(" ")
-    const scheme = space === -1 ? "" : value.slice(0, space).toLowerCase()
-    const rest = space === -1 ? value : value.slice(space + 1).trim()
-    if (scheme === "basic") {
-      const userPass = Buffer.from(rest, "base64").toString("utf8")
-      const colon = userPass.indexOf(":")
-      const password = colon === -1 ? userPass : userPass.slice(colon + 1)
-      if (password.startsWith(TOKEN_PREFIX)) return password
-      continue
+  return rest.startsWith(TOKEN_PREFIX) ? rest : undefined
+}
+
+/**
+ * The proxy token presented by the agent: `x-aap-proxy-token` first, then any other header
+ * whose value is a proxy token, bare or after a scheme (`Authorization: Bearer aap_pxy_…`,
+ * `x-api-key: aap_pxy_…` — wherever the agent's SDK puts its "API key"), or the password of
+ * `Basic` credentials in `Authorization` / `Proxy-Authorization`. `undefined` when none is.
+ * The capability (and so its credential header) is not known before the token is checked,
+ * hence the scan; a request has a few dozen headers at most.
+ */
+export const presentedToken = (headers: Readonly<Record<string, HeaderValue>>): string | undefined => {
+  const first = (name: string, value: HeaderValue): string | undefined => {
+    if (value === undefined) return undefined
+    if (typeof value === "string") return tokenIn(name, value)
+    for (const v of value) {
+      const t = tokenIn(name, v)
+      if (t !== undefined) return t
     }
-    if (rest.startsWith(TOKEN_PREFIX)) return rest
+    return undefined
+  }
+  const explicit = first("x-aap-proxy-token", headers["x-aap-proxy-token"])
+  if (explicit !== undefined) return explicit
+  for (const name in headers) {
+    const t = first(name, headers[name])
+    if (t !== undefined) return t
   }
   return undefined
 }
