@@ -65,7 +65,11 @@ const makeLayer = (config: Partial<EgressProxy.ProxyConfigShape> = {}) => {
     Effect.map(Ports.Secrets, (inner) =>
       Ports.Secrets.of({
         ...inner,
-        get: (wallet, name) => Effect.suspend(() => (vaultReads.n++, inner.get(wallet, name)))
+        get: (wallet, name) =>
+          Effect.suspend(() => {
+            vaultReads.n++
+            return inner.get(wallet, name)
+          })
       })
     )
   ).pipe(Layer.provide(Ports.secretsMemory([["codex", "llm/api-key", KEY]])))
