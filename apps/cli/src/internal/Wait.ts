@@ -15,6 +15,17 @@ export const pollInterval = (): Duration.Duration => {
 
 /** Wait until the session leaves `pending_approval`; returns the decided session. */
 export const untilDecided = (client: Client, session: Session) =>
+  waitLoop(client, session).pipe(
+    Effect.onInterrupt(() =>
+      Effect.sync(() => {
+        process.stderr.write(
+          `\naap: ${session.id} stays pending until an operator decides or its approval window closes; if it is approved later, revoke it: aap session revoke ${session.id}\n`
+        )
+      })
+    )
+  )
+
+const waitLoop = (client: Client, session: Session) =>
   Effect.gen(function* () {
     if (session.status !== "pending_approval") return session
     const tty = process.stderr.isTTY === true
