@@ -46,20 +46,25 @@ export const soak = async (options: {
   const home = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-soak-"))
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const bin = Path.join(root, "apps/cli/bin/aap.mjs")
-  const child: ChildProcess = spawn(process.execPath, [bin, "serve"], {
-    cwd: root,
-    stdio: ["ignore", "ignore", "pipe"],
-    env: {
-      ...process.env,
-      AAP_HOME: home,
-      AAP_LISTEN: `127.0.0.1:${port}`,
-      AAP_CATALOG: Path.join(root, "examples/catalog.yaml"),
-      AAP_LOG_LEVEL: "warning",
-      AAP_MAX_LIVE_SESSIONS_PER_AGENT: "1000",
-      AAP_SESSION_REQUESTS_PER_MINUTE: "1000000"
+  // `aap serve` from the built CLI; the broker's sources through tsx while the CLI is not built.
+  const built = Fs.existsSync(Path.join(root, "apps/cli/dist/serve.mjs"))
+  const child: ChildProcess = spawn(
+    process.execPath,
+    built ? [Path.join(root, "apps/cli/bin/aap.mjs"), "serve"] : ["--import", "tsx", "src/main.ts"],
+    {
+      cwd: built ? root : Path.join(root, "apps/broker"),
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        AAP_HOME: home,
+        AAP_LISTEN: `127.0.0.1:${port}`,
+        AAP_CATALOG: Path.join(root, "examples/catalog.yaml"),
+        AAP_LOG_LEVEL: "warning",
+        AAP_MAX_LIVE_SESSIONS_PER_AGENT: "1000",
+        AAP_SESSION_REQUESTS_PER_MINUTE: "1000000"
+      }
     }
-  })
+  )
   let stderr = ""
   child.stderr?.on("data", (b: Buffer) => {
     stderr += b.toString("utf8")
@@ -141,7 +146,7 @@ export const soak = async (options: {
         await expect([200], call("POST", `/v1/sessions/${id}/credentials`, agent, {}))
         await expect([200], call("GET", `/v1/sessions/${id}`, agent))
         await expect([200], call("POST", `/v1/sessions/${id}/revoke`, agent, {}))
-        await expect([404], call("GET", "/v1/sessions/ses_doesnotexist", agent))
+        await expect([404], call("GET", `/v1/sessions/ses_${"0".repeat(26)}`, agent))
         await expect([401], call("GET", "/v1/catalog", "aap_agt_wrong"))
         if (n === 0) {
           await expect([200], call("GET", "/v1/wallets/codex/secrets", op))
@@ -249,7 +254,7 @@ export const soak = async (options: {
       "# Soak results",
       "",
       `Written by \`pnpm bench soak\` (bench/src/soak.ts) on ${new Date().toISOString()}: ${seconds} s of mixed load`,
-      `from ${CLIENTS} clients against \`aap serve\` (embedded dynalite on disk, local keyring, JSONL audit).`,
+      `from ${CLIENTS} clients against ${built ? "`aap serve`" : "the broker (apps/broker/src/main.ts via tsx; the CLI was not built)"} (embedded dynalite on disk, local keyring, JSONL audit).`,
       "",
       `Machine: ${m.cpus} CPUs (${m.model}), ${m.memoryGiB} GiB, Node ${m.node}; load average at the end`,
       `${m.loadAverage.join(" / ")} — a shared machine, other engineers' builds and tests ran at the same time.`,
