@@ -139,6 +139,20 @@ export const makeHandler = (
     let reason: string | undefined
     let done = false
     const secret = Redacted.value(grant.secret)
+    if (res.destroyed || req.destroyed) {
+      // The agent went away while the request was being decided: nothing is forwarded.
+      runFork(
+        proxy.finish(grant, {
+          status: 0,
+          bytesIn: 0,
+          bytesOut: 0,
+          durationMs: 0,
+          outcome: "error",
+          reason: "client-closed"
+        })
+      )
+      return
+    }
 
     const upReq = Https.request({
       agent,
