@@ -17,19 +17,19 @@ const sessions = new Map<string, DeliveryPorts.SessionView>()
 const received: Array<string> = []
 
 let n = 0
-const newSession = async () => {
+const newSession = async (capability = "llm") => {
   const id = `ses_${String(++n).padStart(26, "0")}`
   const view: DeliveryPorts.SessionView = {
     id,
     agent: "codex",
     wallet: "codex",
-    capability: "llm",
+    capability,
     tier: "low",
     status: "active",
     expiresAt: DateTime.unsafeMake(Date.now() + 600_000)
   }
   sessions.set(id, view)
-  const backing = catalogFor(upstream.url).capabilities[0]?.backing
+  const backing = catalogFor(upstream.url).capabilities.find((c) => c.id === capability)?.backing
   if (backing?.type !== "bearer-token") throw new Error("fixture")
   const issued = await runtime.runPromise(
     Effect.flatMap(EgressProxy.EgressProxy, (p) => p.issue(view, backing))
@@ -229,6 +229,13 @@ describe("the egress proxy over real sockets", () => {
       assert.strictEqual(reply.status, 401)
       assert.strictEqual(JSON.parse(reply.body)._tag, "Unauthorized")
     }
+  })
+
+  it("an unreachable upstream is 502 JSON UpstreamUnavailable", async () => {
+    const s = await newSession("down")
+    const reply = await request("GET", `${s.baseUrl}/anything`, { "x-api-key": s.token })
+    assert.strictEqual(reply.status, 502)
+    assert.deepInclude(JSON.parse(reply.body), { _tag: "UpstreamUnavailable" })
   })
 
   it("drops upstream response headers that echo the key", async () => {

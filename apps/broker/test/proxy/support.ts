@@ -155,6 +155,19 @@ export const catalogFor = (upstreamUrl: string): Catalog.Catalog =>
             methods: ["POST", "GET"]
           }
         }
+      },
+      {
+        id: "down",
+        tier: "low",
+        agents: ["codex"],
+        ttl: { default: "15m", max: "1h" },
+        backing: {
+          type: "bearer-token",
+          secret: "llm/api-key",
+          env: "DOWN_API_KEY",
+          // Port 1 on loopback: nothing listens there.
+          proxy: { upstream: "https://127.0.0.1:1", header: "x-api-key", paths: ["/*"], methods: ["GET"] }
+        }
       }
     ]
   })
