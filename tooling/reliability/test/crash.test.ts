@@ -117,7 +117,7 @@ describe("crash: SIGKILL under load", () => {
         try {
           for (let round = 1; round <= KILLS; round++) {
             const load = loadUntilDead(b, agent, seen)
-            await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 1_700)))
+            await new Promise((r) => setTimeout(r, 200 + Math.floor(Math.random() * 1_000)))
             await stop(b, "SIGKILL")
             await load
             b = await spawnBroker(home, env)

@@ -139,6 +139,11 @@ describe("storage tampering at the DynamoDB level", () => {
           const claudeOk = await deliver(claude, await open(claude))
           assert.strictEqual(claudeOk.status, 200, claudeOk.text)
 
+          // A fresh version, so the session cases below fail on the session and not on the vault.
+          await putSecret(url, op, "codex", "openrouter/api-key", CODEX_SECRET)
+          const fresh = await deliver(codex, await open(codex))
+          assert.strictEqual(fresh.status, 200, fresh.text)
+
           // --- sessions ------------------------------------------------------------------------
           // (3) ownership forged: codex's session rewritten to claude
           const stolen = await open(codex)
@@ -210,6 +215,54 @@ describe("storage tampering at the DynamoDB level", () => {
           const verify = await call(url, "GET", "/v1/audit/verify", { token: op })
           assert.strictEqual(verify.status, 200, verify.text)
           assert.isTrue(verify.json.ok, verify.text)
+        })
+      }),
+    120_000
+  )
+
+  it.scoped(
+    "a revoked session's earlier item put back (rollback with a validly MACed snapshot) is refused",
+    () =>
+      Effect.gen(function* () {
+        const engine = yield* Engine.dynamo()
+        const aws = { AWS_ACCESS_KEY_ID: "tamper", AWS_SECRET_ACCESS_KEY: "tamper", AWS_REGION: "us-east-1" }
+        const home = tempDir("rollback")
+        const b = yield* broker(home, {
+          ...aws,
+          AAP_DYNAMODB_ENDPOINT: engine.endpoint,
+          AAP_CACHE_TTL: "0",
+          AAP_SECRET_CACHE_TTL: "0",
+          AAP_LOG_LEVEL: "warning"
+        })
+        const ddb = new DynamoDBClient({
+          endpoint: engine.endpoint,
+          region: "us-east-1",
+          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => ddb.destroy()))
+        yield* Effect.promise(async () => {
+          const url = b.url
+          const op = operatorToken(home)
+          await putSecret(url, op, "codex", "openrouter/api-key", CODEX_SECRET)
+          const codex = await enrol(url, op, "codex")
+          const s = await call(url, "POST", "/v1/sessions", {
+            token: codex,
+            body: { capability: "openrouter-chat" }
+          })
+          assert.strictEqual(s.status, 201, s.text)
+          const id = String(s.json.id)
+          const key = { PK: { S: `session#${id}` }, SK: { S: "session" } }
+          // A copy taken while the session was active (a table dump, a backup, a stream record).
+          const snapshot = (await ddb.send(new GetItemCommand({ TableName: COORDINATION, Key: key }))).Item
+          assert.isDefined(snapshot)
+          const revoked = await call(url, "POST", `/v1/sessions/${id}/revoke`, { token: op, body: {} })
+          assert.strictEqual(revoked.status, 200, revoked.text)
+          await ddb.send(new PutItemCommand({ TableName: COORDINATION, Item: snapshot ?? {} }))
+          refused(
+            await call(url, "POST", `/v1/sessions/${id}/credentials`, { token: codex, body: {} }),
+            "session: revoked, earlier valid item restored (rollback)",
+            ["Tampered", "Gone", "Conflict", "NotFound"]
+          )
         })
       }),
     120_000
