@@ -26,20 +26,29 @@ const isRow = (u: unknown): u is Row => {
   return typeof r.figure === "string" && typeof r.unit === "string" && typeof r.met === "boolean"
 }
 
-/** The rows among a process's stdout lines (other lines, e.g. a package manager's, are ignored). */
-export const parseRows = (stdout: string): Array<Row> =>
-  stdout
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line.startsWith("{"))
-    .flatMap((line) => {
-      try {
-        const parsed: unknown = JSON.parse(line)
-        return isRow(parsed) ? [parsed] : []
-      } catch {
-        return []
-      }
-    })
+const rowsOf = (u: unknown): Array<Row> => (Array.isArray(u) ? u.filter(isRow) : isRow(u) ? [u] : [])
+
+const tryParse = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The rows a benchmark printed: one JSON object per line, or one JSON array (pretty-printed or
+ * not). Other output, e.g. a package manager's, is ignored.
+ */
+export const parseRows = (stdout: string): Array<Row> => {
+  const whole = rowsOf(tryParse(stdout.trim()))
+  if (whole.length > 0) return whole
+  const lines = stdout.split("\n")
+  const perLine = lines.flatMap((line) => (line.trim().startsWith("{") ? rowsOf(tryParse(line.trim())) : []))
+  if (perLine.length > 0) return perLine
+  const start = lines.findIndex((line) => line.startsWith("["))
+  return start < 0 ? [] : rowsOf(tryParse(lines.slice(start).join("\n").trim()))
+}
 
 export const round = (n: number, digits = 2): number => {
   const f = 10 ** digits
