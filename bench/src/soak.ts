@@ -47,7 +47,10 @@ export const soak = async (options: {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   // `aap serve` from the built CLI; the broker's sources through tsx while the CLI is not built.
-  const built = Fs.existsSync(Path.join(root, "apps/cli/dist/serve.mjs"))
+  const built =
+    Fs.existsSync(Path.join(root, "apps/cli/dist/aap.mjs")) &&
+    (Fs.existsSync(Path.join(root, "apps/cli/dist/daemon.mjs")) ||
+      Fs.existsSync(Path.join(root, "apps/cli/dist/serve.mjs")))
   const child: ChildProcess = spawn(
     process.execPath,
     built ? [Path.join(root, "apps/cli/bin/aap.mjs"), "serve"] : ["--import", "tsx", "src/main.ts"],

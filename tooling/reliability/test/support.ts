@@ -14,7 +14,11 @@ export const root = Path.resolve(import.meta.dirname, "../../..")
 export const catalogFile = Path.join(root, "examples/catalog.yaml")
 const brokerDir = Path.join(root, "apps/broker")
 const cliBin = Path.join(root, "apps/cli/bin/aap.mjs")
-const cliBundle = Path.join(root, "apps/cli/dist/serve.mjs")
+// The entry and the bundle `aap serve` hands over to (named serve.mjs or daemon.mjs by the CLI build).
+const cliBuilt = (): boolean =>
+  Fs.existsSync(Path.join(root, "apps/cli/dist/aap.mjs")) &&
+  (Fs.existsSync(Path.join(root, "apps/cli/dist/daemon.mjs")) ||
+    Fs.existsSync(Path.join(root, "apps/cli/dist/serve.mjs")))
 
 /**
  * How the broker is started: `aap serve` from the built CLI (what operators run; starts in
@@ -22,7 +26,7 @@ const cliBundle = Path.join(root, "apps/cli/dist/serve.mjs")
  * the broker's `src/main.ts` through tsx (about 5 s). `AAP_RELIABILITY_BROKER=tsx` forces tsx.
  */
 const command = (): { args: Array<string>; cwd: string } =>
-  process.env.AAP_RELIABILITY_BROKER !== "tsx" && Fs.existsSync(cliBundle)
+  process.env.AAP_RELIABILITY_BROKER !== "tsx" && cliBuilt()
     ? { args: [cliBin, "serve"], cwd: root }
     : { args: ["--import", "tsx", "src/main.ts"], cwd: brokerDir }
 
