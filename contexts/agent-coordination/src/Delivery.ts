@@ -46,6 +46,7 @@ import { Provisioner } from "./delivery/Provisioner.js"
 import * as SshCertificate from "./delivery/SshCertificate.js"
 import { Expired, NotFound, RequestDenied, type Tampered, Unavailable } from "./Errors.js"
 import type * as Principal from "./Principal.js"
+import { EgressProxy } from "./proxy/EgressProxy.js"
 
 export type DeliverError =
   | NotFound
@@ -214,6 +215,8 @@ export const make: Effect.Effect<
   const provisioner = yield* Provisioner
   const provisioned = yield* ProvisionedKeys
   const config = yield* DeliveryConfig
+  // Optional: with the egress proxy present, proxied capabilities deliver a proxy credential (issue 12).
+  const egress = yield* Effect.serviceOption(EgressProxy)
 
   const buckets: SessionPolicy.Variables = Object.fromEntries(
     Object.entries(config.buckets).filter(([, v]) => v !== undefined)
@@ -285,6 +288,11 @@ export const make: Effect.Effect<
 
   const bearer = (session: SessionView, backing: Catalog.BearerToken, now: DateTime.Utc) =>
     Effect.gen(function* () {
+      if (backing.proxy !== undefined && Option.isSome(egress)) {
+        // The agent gets the proxy URL and a proxy token; the key stays in the vault.
+        const proxied = yield* egress.value.issue(session, backing)
+        return { ...proxied, compensate: Effect.void } satisfies Issued
+      }
       if (backing.proxy !== undefined) {
         return yield* Effect.fail(
           refuse(

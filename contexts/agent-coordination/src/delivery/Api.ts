@@ -13,6 +13,7 @@ import { AuditError } from "@aap/audit"
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 import { Expired, NotFound, RequestDenied, Tampered, Unavailable } from "../Errors.js"
+import { ProxyCredential } from "../proxy/ProxyCredential.js"
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -139,7 +140,9 @@ export const Credential = Schema.Union(
   BearerTokenCredential,
   AwsStsCredential,
   SshCertificateCredential,
-  WrappedCommandCredential
+  WrappedCommandCredential,
+  /** A `bearer-token` capability with `proxy`: the proxy's base URL and a proxy token (issue 12). */
+  ProxyCredential
 )
 export type Credential = typeof Credential.Type
 
