@@ -251,6 +251,38 @@ const request: fc.Arbitrary<Req> = fc.record({
   body
 })
 
+/** Fixed regression cases: each once found a 5xx (see the issue 11 report). */
+const corpus: ReadonlyArray<Req> = [
+  {
+    method: "POST",
+    path: "/v1/link-codes/redeem",
+    auth: { kind: "none" },
+    contentType: "multipart/form-data; boundary=x",
+    body: '{"code":"x"}'
+  },
+  {
+    method: "POST",
+    path: "/v1/link-codes/redeem",
+    auth: { kind: "none" },
+    contentType: "application/json",
+    body: `${"[".repeat(5_000)}${"]".repeat(5_000)}`
+  },
+  {
+    method: "POST",
+    path: "/v1/sessions",
+    auth: { kind: "agent" },
+    contentType: "application/json",
+    body: `${"[".repeat(7_000)}${"]".repeat(7_000)}`
+  },
+  {
+    method: "GET",
+    path: "/v1/audit?stream=..%2Fkeys%2Fkeyring",
+    auth: { kind: "operator" },
+    contentType: undefined,
+    body: undefined
+  }
+]
+
 // --- sending ------------------------------------------------------------------------------------
 
 interface Result {
@@ -333,7 +365,8 @@ describe("API fuzz", () => {
           const operator = operatorToken(b.home)
           await putSecret(b.url, operator, "codex", "openrouter/api-key", "sk-or-fuzz")
           const tokens = { operator, agent: await enrol(b.url, operator, "codex") }
-          const requests = fc.sample(request, { numRuns: REQUESTS, seed })
+          // The generated requests, plus a fixed corpus of cases that found bugs (sent every run).
+          const requests = [...corpus, ...fc.sample(request, { numRuns: REQUESTS, seed })]
           const agent = new Http.Agent({ keepAlive: true, maxSockets: IN_FLIGHT })
           const base = new URL(b.url)
           const found: Array<string> = []
@@ -369,8 +402,21 @@ describe("API fuzz", () => {
           return found
         })
         assert.isUndefined(b.exited(), `the broker exited: ${b.output().slice(-2_000)}`)
+        // One line per kind of failure (problem, status, _tag), with its count and first example.
+        const kinds = new Map<string, { count: number; example: string }>()
+        for (const f of failures) {
+          const tag = /"_tag":"([^"]+)"/.exec(f.slice(f.lastIndexOf(" -> ")))?.[1] ?? "-"
+          const body = f.includes("multipart/form-data")
+            ? ", multipart body"
+            : f.includes("[[[[") || f.includes('{\\"a\\":{')
+              ? ", deep JSON"
+              : ""
+          const kind = `${/^[^:]*/.exec(f)?.[0] ?? ""} ${tag}${body}`
+          const k = kinds.get(kind)
+          kinds.set(kind, { count: (k?.count ?? 0) + 1, example: k?.example ?? f.slice(0, 400) })
+        }
         assert.deepStrictEqual(
-          failures.slice(0, 20),
+          [...kinds].map(([kind, { count, example }]) => `${count} x ${kind} (e.g. ${example})`),
           [],
           `seed ${seed} (AAP_FUZZ_SEED=${seed} to replay), ${failures.length} failures`
         )
