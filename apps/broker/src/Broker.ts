@@ -31,6 +31,7 @@ import { apiMiddlewareLayer, serveLayer } from "./internal/httpStack.js"
 import { type BrokerMetrics, layerMetrics, loggerLayer, stdoutSink } from "./internal/observability.js"
 import * as Services from "./internal/services.js"
 import type { SessionCache } from "./internal/sessionCache.js"
+import * as ProxyLive from "./proxy/ProxyLive.js"
 import type * as Readiness from "./Readiness.js"
 
 /**
@@ -113,7 +114,8 @@ export const layerHttp = (
       return { url: `http://${host}:${port}`, port, config }
     })
   )
-  return Layer.mergeAll(serve, info).pipe(
+  // `/v1/proxy/...` is served by the proxy's streaming handler ahead of the HttpApi (ADR 0080).
+  return Layer.mergeAll(serve, info, ProxyLive.layerMountIfProvided(server)).pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(apiMiddlewareLayer({ requestTimeout: config.requestTimeout })),

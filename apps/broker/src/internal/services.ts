@@ -5,6 +5,7 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import type { EgressProxy } from "@aap/agent-coordination"
 import {
   AwsCredentials,
   CoordinationStore,
@@ -28,6 +29,7 @@ import { Data, Effect, Layer, Option } from "effect"
 import type { Authenticator } from "../Auth.js"
 import { type BrokerConfigShape, issuerUrl } from "../BrokerConfig.js"
 import * as CatalogHolder from "../CatalogHolder.js"
+import { layerEgressProxy } from "../proxy/ProxyLive.js"
 import * as Readiness from "../Readiness.js"
 import { layerDeliverySessions, layerSecrets, layerTimedAudit, type SecretCache } from "./delivery.js"
 import type { BrokerMetrics } from "./observability.js"
@@ -111,6 +113,7 @@ export type Services =
   | OidcIssuer.OidcIssuer
   | SecretStore.SecretStore
   | SecretCache
+  | EgressProxy.EgressProxy
 
 export const layerServices = (
   config: BrokerConfigShape,
@@ -164,7 +167,14 @@ export const layerServices = (
   const vault = SecretStore.layerDynamoDb.pipe(Layer.mapError(describe("cannot reach the vault table")))
   const secrets = layerSecrets(config.secretCacheTtl).pipe(Layer.provide(vault))
   const sessionCache = layerSessionCache(config.cacheTtl)
+  // The egress proxy (issue 12) over the same cached session and secret ports as delivery.
+  const proxy = layerEgressProxy.pipe(
+    Layer.provide(secrets),
+    Layer.provide(currentCatalog),
+    Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
+  )
   const delivery = Delivery.layer.pipe(
+    Layer.provideMerge(proxy),
     Layer.provideMerge(OidcIssuer.layer({ issuer: issuerUrl(config) }).pipe(Layer.provide(secrets))),
     Layer.provide(layerDeliverySessions),
     Layer.provide(options.stsClients ?? AwsCredentials.layerStsClients),
