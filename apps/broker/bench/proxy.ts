@@ -4,8 +4,8 @@
  * checks, allow-list, key injection, keep-alive TLS to the upstream, a `proxy.request` record in
  * a durable JSONL audit log), measured in the same run with autocannon.
  *
- *   cd apps/broker && pnpm exec tsx bench/proxy.ts            # table
- *   cd apps/broker && pnpm exec tsx bench/proxy.ts --json     # rows {figure, unit, value, baseline, ratio, target, met}
+ *   pnpm --filter @aap/broker bench:proxy                     # table
+ *   pnpm --filter @aap/broker bench:proxy -- --json           # rows {figure, unit, value, baseline, ratio, target, met}
  *   ... --duration 5                                          # seconds per autocannon run
  *   AAP_BENCH_PROF_DIR=/tmp/prof ...                          # CPU profile of the proxy process
  *
