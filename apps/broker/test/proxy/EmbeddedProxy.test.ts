@@ -6,7 +6,7 @@
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Layer, ManagedRuntime } from "effect"
+import { Duration, Effect, type Layer, ManagedRuntime } from "effect"
 import * as Broker from "../../src/Broker.js"
 import * as BrokerConfig from "../../src/BrokerConfig.js"
 import { call, post, tempHome } from "../support.js"
@@ -63,7 +63,9 @@ describe("egress proxy in the embedded broker", () => {
       requestTimeout: Duration.seconds(10),
       logLevel: "none"
     })
-    runtime = ManagedRuntime.make(Broker.layer(config) as Layer.Layer<Broker.BrokerInfo | Broker.BrokerBootstrap>)
+    runtime = ManagedRuntime.make(
+      Broker.layer(config) as Layer.Layer<Broker.BrokerInfo | Broker.BrokerBootstrap>
+    )
     const received: Array<string> = []
     const run = <A>(e: Effect.Effect<A>) => Effect.runPromise(e)
     const { url } = await runtime.runPromise(Broker.BrokerInfo)
@@ -71,7 +73,10 @@ describe("egress proxy in the embedded broker", () => {
     const op = Fs.readFileSync(boot.tokenFile, "utf8").trim()
 
     const put = await run(
-      call(url, "PUT", "/v1/wallets/codex/secrets/llm%2Fapi-key", { token: op, body: JSON.stringify({ value: KEY }) })
+      call(url, "PUT", "/v1/wallets/codex/secrets/llm%2Fapi-key", {
+        token: op,
+        body: JSON.stringify({ value: KEY })
+      })
     )
     assert.include([200, 201], put.status, put.text)
     const code = (await run(post(url, "/v1/agents/codex/link-codes", op))).json.code as string
@@ -91,7 +96,11 @@ describe("egress proxy in the embedded broker", () => {
     assert.strictEqual(env.OPENROUTER_API_KEY, credential.token)
 
     const proxied = (path: string, method = "GET") =>
-      run(call(url, method, `/v1/proxy/${id}${path}`, { headers: { authorization: `Bearer ${credential.token}` } }))
+      run(
+        call(url, method, `/v1/proxy/${id}${path}`, {
+          headers: { authorization: `Bearer ${credential.token}` }
+        })
+      )
     const ok = await proxied("/v1/small")
     received.push(ok.text, JSON.stringify([...ok.headers]))
     assert.strictEqual(ok.status, 200, ok.text)
