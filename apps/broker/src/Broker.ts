@@ -27,7 +27,7 @@ import { SecretsLive } from "./http/Secrets.js"
 import { EnrolmentLive, LinkCodesLive, SessionsLive } from "./http/Sessions.js"
 import { SystemLive } from "./http/System.js"
 import type { SecretCache } from "./internal/delivery.js"
-import { apiMiddlewareLayer, serveLayer } from "./internal/httpStack.js"
+import { apiMiddlewareLayer, onClientError, serveLayer } from "./internal/httpStack.js"
 import { type BrokerMetrics, layerMetrics, loggerLayer, stdoutSink } from "./internal/observability.js"
 import * as Services from "./internal/services.js"
 import type { SessionCache } from "./internal/sessionCache.js"
@@ -85,6 +85,7 @@ export const layerHttp = (
   options: { readonly logSink?: ((line: string) => void) | undefined } = {}
 ): Layer.Layer<BrokerInfo, HttpServerError.ServeError, HttpServices> => {
   const server = Http.createServer({ keepAliveTimeout: 5_000, requestTimeout: 60_000 })
+  server.on("clientError", onClientError)
   const ApiLive = HttpApiBuilder.api(Api).pipe(
     Layer.provide([
       SystemLive,

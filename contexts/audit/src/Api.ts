@@ -8,7 +8,7 @@
 import { HttpApiEndpoint, HttpApiGroup } from "@effect/platform"
 import { Schema } from "effect"
 import { AuditUnavailable } from "./AuditError.js"
-import { Actor, AuditEvent, VerifyReport } from "./AuditEvent.js"
+import { Actor, AuditEvent, StreamId, VerifyReport } from "./AuditEvent.js"
 
 const Seq = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
 
@@ -21,7 +21,7 @@ const Seq = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
  * @category schemas
  */
 export const ListParams = Schema.Struct({
-  stream: Schema.optional(Schema.String),
+  stream: Schema.optional(StreamId),
   after: Schema.optional(Seq),
   limit: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 10_000))),
   from: Schema.optional(Schema.String),

@@ -4,6 +4,7 @@
  * access logs, metrics, and a graceful drain on shutdown.
  */
 import type * as Http from "node:http"
+import type * as Net from "node:net"
 import { Api as VaultApi } from "@aap/vault"
 import {
   HttpApi,
@@ -11,6 +12,7 @@ import {
   HttpApiError,
   type HttpApp,
   HttpIncomingMessage,
+  HttpMethod,
   HttpServer,
   HttpServerError,
   HttpServerRequest,
@@ -241,6 +243,97 @@ const json503 = HttpServerResponse.unsafeJson(
   { status: 503, headers: { connection: "close" } }
 )
 
+/** Deepest nesting of arrays and objects a request body may have; our payloads need two or three. */
+export const MAX_JSON_DEPTH = 32
+
+/**
+ * Whether `text` nests arrays/objects deeper than `max` (strings skipped, escapes honoured).
+ * Checked before decoding: a body nested thousands deep would otherwise overflow the stack in
+ * the schema decoder and answer 500.
+ */
+export const jsonDepthExceeds = (text: string, max: number): boolean => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++
+      else if (c === 34) inString = false
+    } else if (c === 34) inString = true
+    else if (c === 123 || c === 91) {
+      if (++depth > max) return true
+    } else if (c === 125 || c === 93) depth--
+  }
+  return false
+}
+
+const badRequest = (message: string) =>
+  HttpServerResponse.unsafeJson({ _tag: "HttpApiDecodeError", issues: [], message }, { status: 400 })
+
+const multipartRefused = badRequest(
+  "multipart and form bodies are not accepted: send the request body as application/json"
+)
+const tooDeep = badRequest(`malformed request body: JSON nested deeper than ${MAX_JSON_DEPTH} levels`)
+
+/**
+ * Refuses, before the HttpApi decodes them, the bodies no endpoint accepts: multipart and
+ * url-encoded forms (the platform would parse them, persisting file parts to disk, and fail
+ * with a defect) and JSON nested deeper than `MAX_JSON_DEPTH`. Runs on the request instance
+ * the handlers see, so the body text it reads is the one they decode (the platform caches it).
+ */
+const guardBody = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    if (!HttpMethod.hasBody(request.method)) return app
+    const contentType = (request.headers["content-type"] ?? "application/json").toLowerCase()
+    if (contentType.includes("multipart/") || contentType.includes("x-www-form-urlencoded"))
+      return Effect.succeed(multipartRefused)
+    if (!contentType.includes("application/json")) return app
+    // A failed read (a body over the limit, a broken stream) is cached by the platform and
+    // surfaces through the app's own decoding, which maps it to 413 or 400.
+    return Effect.matchEffect(request.text, {
+      onFailure: () => app,
+      onSuccess: (text) => (jsonDepthExceeds(text, MAX_JSON_DEPTH) ? Effect.succeed(tooDeep) : app)
+    })
+  })
+
+const CLIENT_ERRORS: Record<string, { status: number; reason: string; tag: string; message: string }> = {
+  HPE_HEADER_OVERFLOW: {
+    status: 431,
+    reason: "Request Header Fields Too Large",
+    tag: "HeadersTooLarge",
+    message: "the request headers are too large"
+  },
+  ERR_HTTP_REQUEST_TIMEOUT: {
+    status: 408,
+    reason: "Request Timeout",
+    tag: "RequestTimeout",
+    message: "the request was not received in time"
+  }
+}
+
+/**
+ * `clientError` listener for the node server: protocol-level failures (unframed bytes, headers
+ * over node's limit, a request not received in time) answer with the same `{_tag, message}`
+ * JSON body as every other error instead of node's bare status line, then close the socket.
+ */
+export const onClientError = (error: Error & { code?: string }, socket: Net.Socket): void => {
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const known = CLIENT_ERRORS[error.code ?? ""] ?? {
+    status: 400,
+    reason: "Bad Request",
+    tag: "BadRequest",
+    message: "malformed HTTP request"
+  }
+  const body = JSON.stringify({ _tag: known.tag, message: known.message })
+  socket.end(
+    `HTTP/1.1 ${known.status} ${known.reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  )
+}
+
 /** Outermost middleware: ids, body limit, drain, access log and metrics. */
 export const outerMiddleware =
   (options: {
@@ -273,7 +366,7 @@ export const outerMiddleware =
           const canonical = path.startsWith("/v1/wallets/")
             ? VaultApi.canonicalSecretPath(request.url)
             : request.url
-          response = yield* app.pipe(
+          response = yield* guardBody(app).pipe(
             canonical === request.url
               ? identity
               : Effect.provideService(
