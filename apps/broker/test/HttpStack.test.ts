@@ -247,27 +247,29 @@ describe("HTTP stack", () => {
       })
     )
 
-    it.effect("a body nested deeper than the limit is 400 before decoding; depth inside strings is not counted", () =>
-      Effect.gen(function* () {
-        const { url } = yield* Broker.BrokerInfo
-        const deep = yield* call(url, "POST", "/v1/link-codes/redeem", {
-          body: "[".repeat(500) + "]".repeat(500)
+    it.effect(
+      "a body nested deeper than the limit is 400 before decoding; depth inside strings is not counted",
+      () =>
+        Effect.gen(function* () {
+          const { url } = yield* Broker.BrokerInfo
+          const deep = yield* call(url, "POST", "/v1/link-codes/redeem", {
+            body: "[".repeat(500) + "]".repeat(500)
+          })
+          assert.strictEqual(deep.status, 400, deep.text)
+          assert.strictEqual(deep.json?._tag, "HttpApiDecodeError")
+          assert.include(String(deep.json?.message), "nested deeper than 32 levels")
+          const nested33 = yield* call(url, "POST", "/v1/link-codes/redeem", {
+            body: `{"code":${"[".repeat(32)}${"]".repeat(32)}}`
+          })
+          assert.strictEqual(nested33.status, 400, nested33.text)
+          assert.include(String(nested33.json?.message), "nested deeper")
+          // 32 brackets inside a string (and an escaped quote) are data, not nesting
+          const inString = yield* call(url, "POST", "/v1/link-codes/redeem", {
+            body: JSON.stringify({ code: `"${"[".repeat(40)}` })
+          })
+          assert.strictEqual(inString.status, 401, inString.text)
+          assert.strictEqual(inString.json?._tag, "Unauthorized")
         })
-        assert.strictEqual(deep.status, 400, deep.text)
-        assert.strictEqual(deep.json?._tag, "HttpApiDecodeError")
-        assert.include(String(deep.json?.message), "nested deeper than 32 levels")
-        const nested33 = yield* call(url, "POST", "/v1/link-codes/redeem", {
-          body: `{"code":${"[".repeat(32)}${"]".repeat(32)}}`
-        })
-        assert.strictEqual(nested33.status, 400, nested33.text)
-        assert.include(String(nested33.json?.message), "nested deeper")
-        // 32 brackets inside a string (and an escaped quote) are data, not nesting
-        const inString = yield* call(url, "POST", "/v1/link-codes/redeem", {
-          body: JSON.stringify({ code: `\"${"[".repeat(40)}` })
-        })
-        assert.strictEqual(inString.status, 401, inString.text)
-        assert.strictEqual(inString.json?._tag, "Unauthorized")
-      })
     )
 
     it.effect("multipart and form bodies are 400 with _tag, never parsed", () =>
@@ -295,33 +297,35 @@ describe("HTTP stack", () => {
       })
     )
 
-    it.effect("protocol errors from node carry a JSON body with _tag: unframed bytes 400, huge headers 431", () =>
-      Effect.gen(function* () {
-        const { port } = yield* Broker.BrokerInfo
-        const raw = (bytes: string) =>
-          Effect.promise(
-            () =>
-              new Promise<string>((resolve, reject) => {
-                const socket = Net.connect(port, "127.0.0.1", () => socket.end(bytes))
-                let out = ""
-                socket.setEncoding("utf8")
-                socket.on("data", (d) => {
-                  out += d
+    it.effect(
+      "protocol errors from node carry a JSON body with _tag: unframed bytes 400, huge headers 431",
+      () =>
+        Effect.gen(function* () {
+          const { port } = yield* Broker.BrokerInfo
+          const raw = (bytes: string) =>
+            Effect.promise(
+              () =>
+                new Promise<string>((resolve, reject) => {
+                  const socket = Net.connect(port, "127.0.0.1", () => socket.end(bytes))
+                  let out = ""
+                  socket.setEncoding("utf8")
+                  socket.on("data", (d) => {
+                    out += d
+                  })
+                  socket.on("close", () => resolve(out))
+                  socket.on("error", reject)
                 })
-                socket.on("close", () => resolve(out))
-                socket.on("error", reject)
-              })
-          )
-        const garbage = yield* raw("GARBAGE\r\n\r\n")
-        assert.match(garbage, /^HTTP\/1\.1 400 /)
-        assert.deepStrictEqual(JSON.parse(garbage.slice(garbage.indexOf("\r\n\r\n") + 4)), {
-          _tag: "BadRequest",
-          message: "malformed HTTP request"
+            )
+          const garbage = yield* raw("GARBAGE\r\n\r\n")
+          assert.match(garbage, /^HTTP\/1\.1 400 /)
+          assert.deepStrictEqual(JSON.parse(garbage.slice(garbage.indexOf("\r\n\r\n") + 4)), {
+            _tag: "BadRequest",
+            message: "malformed HTTP request"
+          })
+          const huge = yield* raw(`GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: ${"a".repeat(20_000)}\r\n\r\n`)
+          assert.match(huge, /^HTTP\/1\.1 431 /)
+          assert.strictEqual(JSON.parse(huge.slice(huge.indexOf("\r\n\r\n") + 4))._tag, "HeadersTooLarge")
         })
-        const huge = yield* raw(`GET /healthz HTTP/1.1\r\nhost: x\r\nx-pad: ${"a".repeat(20_000)}\r\n\r\n`)
-        assert.match(huge, /^HTTP\/1\.1 431 /)
-        assert.strictEqual(JSON.parse(huge.slice(huge.indexOf("\r\n\r\n") + 4))._tag, "HeadersTooLarge")
-      })
     )
 
     it.effect("readiness follows its probes; a slow request times out with 503", () =>
