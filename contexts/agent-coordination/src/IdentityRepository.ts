@@ -14,6 +14,7 @@ import type { SystemKeys } from "@aap/key-custody"
 import { Context, DateTime, Effect, Layer, Option, Schema } from "effect"
 import * as Store from "./CoordinationStore.js"
 import { Conflict, Tampered, type Unavailable } from "./Errors.js"
+import * as HighWater from "./internal/highWater.js"
 import * as Integrity from "./internal/integrity.js"
 import { PrincipalType } from "./Principal.js"
 
@@ -92,6 +93,8 @@ interface Kind<A extends { readonly version: number }, I> {
   readonly kind: "token" | "link-code" | "bootstrap"
   readonly schema: Schema.Schema<A, I>
   readonly keys: (a: A) => Omit<Store.Item, "mac" | "data" | "version">
+  /** Until when (epoch ms) a rollback of this record matters (ADR 0044). */
+  readonly until: (a: A) => number
 }
 
 const tokenKind: Kind<TokenRecord, typeof TokenRecord.Encoded> = {
@@ -101,19 +104,23 @@ const tokenKind: Kind<TokenRecord, typeof TokenRecord.Encoded> = {
     pk: tokenPk(t.hash),
     sk: "token",
     byOwner: { pk: ownerPartition(t.type, t.principal), sk: `token#${iso(t.createdAt)}#${t.fingerprint}` }
-  })
+  }),
+  // a revoked token stays revoked: no deadline
+  until: () => Number.POSITIVE_INFINITY
 }
 
 const linkCodeKind: Kind<LinkCodeRecord, typeof LinkCodeRecord.Encoded> = {
   kind: "link-code",
   schema: LinkCodeRecord,
-  keys: (c) => ({ pk: linkCodePk(c.hash), sk: "link-code", expireAt: seconds(c.expiresAt) + 7 * 24 * 3600 })
+  keys: (c) => ({ pk: linkCodePk(c.hash), sk: "link-code", expireAt: seconds(c.expiresAt) + 7 * 24 * 3600 }),
+  until: (c) => DateTime.toEpochMillis(c.expiresAt)
 }
 
 const bootstrapKind: Kind<BootstrapRecord, typeof BootstrapRecord.Encoded> = {
   kind: "bootstrap",
   schema: BootstrapRecord,
-  keys: () => ({ pk: "bootstrap", sk: "operator" })
+  keys: () => ({ pk: "bootstrap", sk: "operator" }),
+  until: () => Number.POSITIVE_INFINITY
 }
 
 const conflict = (what: string) => () =>
@@ -128,6 +135,9 @@ export const make: Effect.Effect<
 > = Effect.gen(function* () {
   const store = yield* Store.CoordinationStore
   const context = yield* Effect.context<SystemKeys.SystemKeys>()
+  // the newest version of each record this process wrote or read: an older, validly MACed
+  // copy put back in the table is a rollback (ADR 0044)
+  const seen = HighWater.make({ maxEntries: 200_000 })
 
   const sign = <A extends { readonly version: number }, I>(k: Kind<A, I>, a: A) =>
     Integrity.sign(k.kind, {
@@ -152,6 +162,13 @@ export const make: Effect.Effect<
       ) {
         return yield* bad
       }
+      if (seen.isRollback(item.pk, item.version)) {
+        return yield* new Tampered({
+          message: `stored item ${item.pk} is older than a version this broker has seen (rolled back)`,
+          kind: k.kind
+        })
+      }
+      seen.note(item.pk, item.version, k.until(decoded.value))
       return decoded.value
     })
 
@@ -165,9 +182,9 @@ export const make: Effect.Effect<
     a: A,
     condition: Store.WriteCondition
   ): Effect.Effect<void, Conflict | Unavailable> =>
-    Effect.flatMap(sign(k, a), (item) => store.put(item, condition)).pipe(
-      Effect.catchTag("ConditionFailed", conflict(k.kind))
-    )
+    Effect.flatMap(sign(k, a), (item) =>
+      Effect.map(store.put(item, condition), () => seen.note(item.pk, item.version, k.until(a)))
+    ).pipe(Effect.catchTag("ConditionFailed", conflict(k.kind)))
 
   return {
     createToken: (t) => put(tokenKind, t, Store.absent),

@@ -16,6 +16,7 @@ import type { SystemKeys } from "@aap/key-custody"
 import { Context, DateTime, Effect, Layer, Option, Schema } from "effect"
 import * as Store from "./CoordinationStore.js"
 import { Conflict, type InvalidCursor, Tampered, type Unavailable } from "./Errors.js"
+import * as HighWater from "./internal/highWater.js"
 import * as Integrity from "./internal/integrity.js"
 import { Session, type Status } from "./Session.js"
 
@@ -131,6 +132,10 @@ export const make: Effect.Effect<
   const context = yield* Effect.context<SystemKeys.SystemKeys>()
 
   const sign = (s: Session) => Integrity.sign(KIND, toItem(s)).pipe(Effect.provide(context))
+  // the newest version of each session this process wrote or read: an older, validly MACed
+  // copy put back in the table is a rollback (ADR 0044)
+  const seen = HighWater.make({ maxEntries: 200_000 })
+  const note = (s: Session) => seen.note(pk(s.id), s.version, DateTime.toEpochMillis(s.expiresAt))
 
   const read = (item: Store.Item): Effect.Effect<Session, Tampered> =>
     Effect.gen(function* () {
@@ -144,6 +149,13 @@ export const make: Effect.Effect<
       ) {
         return yield* tampered(item)
       }
+      if (seen.isRollback(item.pk, item.version)) {
+        return yield* new Tampered({
+          message: `stored item ${item.pk} is older than a version this broker has seen (rolled back)`,
+          kind: "session"
+        })
+      }
+      note(session.value)
       return session.value
     })
 
@@ -161,6 +173,7 @@ export const make: Effect.Effect<
   return {
     create: (s) =>
       Effect.flatMap(sign(s), (item) => store.put(item, Store.absent)).pipe(
+        Effect.tap(() => Effect.sync(() => note(s))),
         Effect.catchTag("ConditionFailed", () =>
           Effect.fail(new Conflict({ message: "a session with this id exists", reason: "concurrent-update" }))
         )
@@ -171,6 +184,7 @@ export const make: Effect.Effect<
       ),
     save: (s, expectedVersion) =>
       Effect.flatMap(sign(s), (item) => store.put(item, Store.atVersion(expectedVersion))).pipe(
+        Effect.tap(() => Effect.sync(() => note(s))),
         Effect.catchTag("ConditionFailed", () =>
           Effect.fail(
             new Conflict({

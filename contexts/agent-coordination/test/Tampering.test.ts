@@ -4,7 +4,7 @@
  */
 
 import { DynamoDb } from "@aap/local-stack"
-import { UpdateItemCommand } from "@aws-sdk/client-dynamodb"
+import { GetItemCommand, PutItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb"
 import { assert, layer } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as TestServices from "effect/TestServices"
@@ -51,6 +51,19 @@ const setField = (
     )
   )
 
+/** A copy of the stored item now, and a function that puts that copy back (a rollback). */
+const snapshot = (pk: string, sk: string) =>
+  Effect.flatMap(DynamoDb.DynamoDb, ({ client, tables }) =>
+    Effect.promise(async () => {
+      const key = { PK: { S: pk }, SK: { S: sk } }
+      const item = (await client.send(new GetItemCommand({ TableName: tables.coordination, Key: key }))).Item
+      assert.isDefined(item, `no item ${pk}`)
+      return Effect.promise(() =>
+        client.send(new PutItemCommand({ TableName: tables.coordination, Item: item ?? {} }))
+      )
+    })
+  )
+
 layer(named, { timeout: "60 seconds" })("Tampering with the table", (it) => {
   it.effect("a pending session promoted to active by hand is Tampered everywhere", () =>
     Effect.gen(function* () {
@@ -87,6 +100,42 @@ layer(named, { timeout: "60 seconds" })("Tampering with the table", (it) => {
       const op = yield* identities.issueToken(alice, { type: "operator", id: "alice" })
       yield* setField(IdentityRepository.tokenPk(op.hash), "token", "type", { S: "agent" })
       assert.strictEqual((yield* Effect.flip(identities.authenticate(op.token)))._tag, "Unauthorized")
+    }).pipe(Effect.provide(services(store)))
+  )
+
+  it.effect("a revoked session's earlier, validly MACed item put back is Tampered (rollback)", () =>
+    Effect.gen(function* () {
+      const sessions = yield* Sessions.Sessions
+      const s = yield* sessions.request(codex, { capability: "openrouter-chat" })
+      const restore = yield* snapshot(SessionRepository.pk(s.id), "session")
+      yield* sessions.revoke(alice, s.id)
+      yield* restore
+      const refused = yield* Effect.flip(sessions.get(codex, s.id))
+      assert.strictEqual(refused._tag, "Tampered")
+      assert.include(refused.message, "rolled back")
+      assert.strictEqual((yield* Effect.flip(sessions.list(alice, { agent: "codex" })))._tag, "Tampered")
+    }).pipe(Effect.provide(services(store)))
+  )
+
+  it.effect("a revoked token's earlier item put back authenticates nobody (rollback)", () =>
+    Effect.gen(function* () {
+      const identities = yield* Identities.Identities
+      const minted = yield* identities.issueToken(alice, { type: "agent", id: "codex" })
+      const restore = yield* snapshot(IdentityRepository.tokenPk(minted.hash), "token")
+      yield* identities.revokeToken(minted.token)
+      yield* restore
+      assert.strictEqual((yield* Effect.flip(identities.authenticate(minted.token)))._tag, "Unauthorized")
+    }).pipe(Effect.provide(services(store)))
+  )
+
+  it.effect("a redeemed link code's earlier item put back does not redeem again (rollback)", () =>
+    Effect.gen(function* () {
+      const identities = yield* Identities.Identities
+      const issued = yield* identities.issueLinkCode(alice, "codex")
+      const restore = yield* snapshot(IdentityRepository.linkCodePk(LinkCode.hash(issued.code)), "link-code")
+      yield* identities.redeemLinkCode(issued.code)
+      yield* restore
+      assert.strictEqual((yield* Effect.flip(identities.redeemLinkCode(issued.code)))._tag, "Unauthorized")
     }).pipe(Effect.provide(services(store)))
   )
 
