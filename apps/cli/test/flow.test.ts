@@ -350,7 +350,10 @@ describe("aap aws credential-process", () => {
     aws.stderr.on("data", (c: Buffer) => {
       stderr += c.toString()
     })
-    const code = await new Promise<number | null>((resolve) => aws.on("close", resolve))
+    const code = await new Promise<number | null | string>((resolve) => {
+      aws.on("error", (e) => resolve(`could not start /usr/bin/aws (${e.message}): apt-get install awscli`))
+      aws.on("close", resolve)
+    })
     assert.strictEqual(code, 0, stderr)
     const exported = JSON.parse(stdout)
     assert.strictEqual(exported.Version, 1)
