@@ -44,7 +44,7 @@ import {
 import { type ProvisionedKey, ProvisionedKeys } from "./delivery/ProvisionedKeys.js"
 import { Provisioner } from "./delivery/Provisioner.js"
 import * as SshCertificate from "./delivery/SshCertificate.js"
-import { Expired, NotFound, RequestDenied, type Tampered, Unavailable } from "./Errors.js"
+import { Expired, NotFound, RequestDenied, Tampered, Unavailable } from "./Errors.js"
 import type * as Principal from "./Principal.js"
 import { EgressProxy } from "./proxy/EgressProxy.js"
 
@@ -185,11 +185,22 @@ const vaultError = (e: SecretMissing | SecretsUnavailable): Refusal =>
         "secret-missing",
         "error"
       )
-    : refuse(
-        new CredentialUnavailable({ message: "the vault is unavailable", reason: "vault-unavailable" }),
-        "vault-unavailable",
-        "error"
-      )
+    : e.reason === "SecretIntegrityError"
+      ? // the stored envelope does not open under its own address: edited or moved in the
+        // table, not an outage (threat model, finding 5)
+        refuse(
+          new Tampered({
+            message: "the capability's secret failed its integrity check (the stored item was altered)",
+            kind: "secret"
+          }),
+          "secret-tampered",
+          "error"
+        )
+      : refuse(
+          new CredentialUnavailable({ message: "the vault is unavailable", reason: "vault-unavailable" }),
+          "vault-unavailable",
+          "error"
+        )
 
 const epochSeconds = (dt: DateTime.Utc) => Math.floor(DateTime.toEpochMillis(dt) / 1000)
 

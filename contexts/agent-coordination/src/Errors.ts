@@ -128,7 +128,7 @@ export class InvalidCursor extends Schema.TaggedError<InvalidCursor>()(
  */
 export class Tampered extends Schema.TaggedError<Tampered>()(
   "Tampered",
-  { message: Schema.String, kind: Schema.Literal("session", "token", "link-code", "bootstrap") },
+  { message: Schema.String, kind: Schema.Literal("session", "token", "link-code", "bootstrap", "secret") },
   HttpApiSchema.annotations({ status: 500 })
 ) {}
 

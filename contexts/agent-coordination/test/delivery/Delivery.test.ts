@@ -253,6 +253,38 @@ describe("bearer-token", () => {
   )
 })
 
+describe("vault failures are told apart", () => {
+  it.effect(
+    "a stored secret that fails its integrity check is Tampered(secret), audited as such; nothing issued",
+    () =>
+      inEnv(
+        (env) =>
+          Effect.gen(function* () {
+            const s = yield* env.session(H.codex, "openrouter-chat", 900)
+            const e = yield* Effect.flip(deliver(H.codex, s.id))
+            assert.deepInclude(e, { _tag: "Tampered", kind: "secret" })
+            const [event] = yield* H.auditEvents
+            assert.deepInclude(event, { outcome: "error", reason: "secret-tampered" })
+          }),
+        { secretsFail: "SecretIntegrityError" }
+      )
+  )
+
+  it.effect("a vault outage is CredentialUnavailable(vault-unavailable)", () =>
+    inEnv(
+      (env) =>
+        Effect.gen(function* () {
+          const s = yield* env.session(H.codex, "openrouter-chat", 900)
+          const e = yield* Effect.flip(deliver(H.codex, s.id))
+          assert.deepInclude(e, { _tag: "CredentialUnavailable", reason: "vault-unavailable" })
+          const [event] = yield* H.auditEvents
+          assert.deepInclude(event, { outcome: "error", reason: "vault-unavailable" })
+        }),
+      { secretsFail: "VaultUnavailable" }
+    )
+  )
+})
+
 describe("bearer-token with per-grant provisioning (OpenRouter over HTTP)", () => {
   it.scoped(
     "mints a key per delivery, records only its hash, revokes it on release and on the due sweep",

@@ -250,6 +250,8 @@ export const makeEnv = (options: {
   readonly catalogRef?: { current: Catalog.Catalog }
   /** Where sessions come from (default: the map in `env.sessions`). */
   readonly sessions?: Layer.Layer<Ports.Sessions>
+  /** Every vault read fails with `SecretsUnavailable` of this reason (a vault error's tag). */
+  readonly secretsFail?: string
 }) => {
   const sessions = new Map<string, Ports.SessionView>()
   const counters: Counters = { vaultReads: 0, vaultReadNames: [] }
@@ -264,7 +266,9 @@ export const makeEnv = (options: {
           Effect.suspend(() => {
             counters.vaultReads++
             counters.vaultReadNames.push(`${w}/${n}`)
-            return inner.get(w, n)
+            return options.secretsFail === undefined
+              ? inner.get(w, n)
+              : Effect.fail(new Ports.SecretsUnavailable({ reason: options.secretsFail }))
           }),
         put: inner.put
       })
