@@ -20,9 +20,12 @@ describe("audit HTTP contract", () => {
   it("decodes query strings and rejects bad ones", () => {
     const decode = Schema.decodeUnknownEither(Api.ListParams)
     assert.deepStrictEqual(
-      decode({ stream: "s", after: "5", limit: "10" }),
-      Either.right({ stream: "s", after: 5, limit: 10 })
+      decode({ stream: "vm-01M8ZGR303X793SWFRW3TBWVHY", after: "5", limit: "10" }),
+      Either.right({ stream: "vm-01M8ZGR303X793SWFRW3TBWVHY", after: 5, limit: 10 })
     )
+    // a stream id is <instance>-<ULID>: nothing that could name a path
+    assert.isTrue(Either.isLeft(decode({ stream: "../keys/keyring" })))
+    assert.isTrue(Either.isLeft(decode({ stream: "s" })))
     assert.isTrue(Either.isLeft(decode({ after: "-1" })))
     assert.isTrue(Either.isLeft(decode({ limit: "0" })))
     assert.isTrue(Either.isLeft(decode({ limit: "20000" })))
