@@ -43,7 +43,7 @@ const benches: ReadonlyArray<Bench> = [
   { name: "audit", issue: 5, dir: "contexts/audit", script: "bench" },
   { name: "broker deliveries", issue: 8, dir: "apps/broker", script: "bench" },
   { name: "proxy", issue: 12, dir: "apps/broker", script: "bench:proxy", file: "bench/proxy.ts" },
-  { name: "worker sweep", issue: 10, dir: "apps/worker", script: "bench", extra: ["--total", "20000"] }
+  { name: "worker sweep", issue: 10, dir: "apps/worker", script: "bench", extra: ["--total", "100000"] }
 ]
 
 const scriptsOf = (dir: string): Record<string, string> => {
