@@ -248,6 +248,23 @@ export const layer = (
   )
 
 /**
+ * Options of `layer` and `run`: replaceable STS clients (tests), the log sink, and background
+ * work run in-process over the broker's services (`aap serve` runs the worker's jobs there).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options = Services.Options
+
+/**
+ * What background work may use (see `Options.background`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type BackgroundServices = Services.BackgroundServices
+
+/**
  * Alias of `layer`, for the CLI (`aap serve`).
  *
  * @since 0.1.0
@@ -285,10 +302,13 @@ export const banner = (info: BrokerInfoShape, boot: Bootstrap): string =>
  *
  * @since 0.1.0
  */
-export const run = (config: BrokerConfigShape): Effect.Effect<never, BrokerStartError> =>
+export const run = (
+  config: BrokerConfigShape,
+  options: Services.Options = {}
+): Effect.Effect<never, BrokerStartError> =>
   Effect.scoped(
     Effect.gen(function* () {
-      const context = yield* Layer.build(layer(config))
+      const context = yield* Layer.build(layer(config, options))
       const info = Context.get(context, BrokerInfo)
       const boot = Context.get(context, BrokerBootstrap)
       process.stderr.write(banner(info, boot))

@@ -50,6 +50,12 @@ export interface BrokerConfigShape {
   readonly maxLiveSessionsPerAgent: number
   /** Session requests one agent may make per minute (429 beyond). */
   readonly sessionRequestsPerMinute: number
+  /**
+   * Whether `aap serve` runs the worker's jobs in its own process: `auto` (the default) does in
+   * embedded mode, where no other process can open the engine's data; `on` always; `off` never
+   * (run `aap worker` beside it).
+   */
+  readonly workerInProcess: "auto" | "on" | "off"
 }
 
 /**
@@ -266,7 +272,8 @@ export const config: Config.Config<BrokerConfigShape> = Config.all({
   secretCacheTtl: duration("AAP_SECRET_CACHE_TTL", "2 seconds", Duration.millis(0)),
   logLevel: oneOf("AAP_LOG_LEVEL", ["debug", "info", "warning", "error", "none"] as const, "info"),
   maxLiveSessionsPerAgent: count("AAP_MAX_LIVE_SESSIONS_PER_AGENT", 10),
-  sessionRequestsPerMinute: count("AAP_SESSION_REQUESTS_PER_MINUTE", 30)
+  sessionRequestsPerMinute: count("AAP_SESSION_REQUESTS_PER_MINUTE", 30),
+  workerInProcess: oneOf("AAP_WORKER_IN_PROCESS", ["auto", "on", "off"] as const, "auto")
 })
 
 const problemsOf = (error: ConfigError.ConfigError): Array<ConfigProblem> => {
@@ -328,8 +335,18 @@ export const make = (overrides: Partial<BrokerConfigShape> = {}): BrokerConfigSh
   logLevel: "info",
   maxLiveSessionsPerAgent: 10,
   sessionRequestsPerMinute: 30,
+  workerInProcess: "auto",
   ...overrides
 })
+
+/**
+ * Whether the worker's jobs run inside the broker process (see `workerInProcess`).
+ *
+ * @since 0.1.0
+ */
+export const runsWorkerInProcess = (config: BrokerConfigShape): boolean =>
+  config.workerInProcess === "on" ||
+  (config.workerInProcess === "auto" && Option.isNone(config.dynamodbEndpoint))
 
 /**
  * The issuer URL used for OIDC discovery: `AAP_OIDC_ISSUER` or `http://<listen>`.

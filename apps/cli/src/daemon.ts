@@ -12,11 +12,12 @@ import { serve } from "./internal/Serve.js"
 const SERVE_FLAGS: Record<string, string> = {
   "--listen": "AAP_LISTEN",
   "--home": "AAP_HOME",
-  "--catalog": "AAP_CATALOG"
+  "--catalog": "AAP_CATALOG",
+  "--worker": "AAP_WORKER_IN_PROCESS"
 }
 const WORKER_FLAGS: Record<string, string> = { "--home": "AAP_HOME", "--catalog": "AAP_CATALOG" }
 
-/** Parse `[--listen HOST:PORT] [--home DIR] [--catalog FILE]` (also `--flag=value`). */
+/** Parse `[--listen HOST:PORT] [--home DIR] [--catalog FILE] [--worker auto|on|off]` (also `--flag=value`). */
 export const parseFlags = (
   command: "serve" | "worker",
   args: ReadonlyArray<string>

@@ -21,7 +21,7 @@ import {
   Sessions
 } from "@aap/agent-coordination"
 import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "@aap/audit"
-import { CatalogFile } from "@aap/catalog"
+import { type Catalog, CatalogFile } from "@aap/catalog"
 import { KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
 import { SecretStore } from "@aap/vault"
@@ -32,9 +32,11 @@ import * as AuditShipping from "./AuditShipping.js"
 import * as Rewrap from "./Rewrap.js"
 import * as StsDenyList from "./StsDenyList.js"
 import * as UpstreamRevocation from "./UpstreamRevocation.js"
+import type * as Worker from "./Worker.js"
 import { makeWorker } from "./Worker.js"
 import * as WorkerConfig from "./WorkerConfig.js"
 import * as WorkerHttp from "./WorkerHttp.js"
+import type * as WorkerMetrics from "./WorkerMetrics.js"
 
 /** The worker could not start; the message names what and why. */
 export class StartError extends Data.TaggedError("StartError")<{ readonly message: string }> {}
@@ -51,6 +53,68 @@ const describe =
             : String(e)
       }`
     })
+
+/**
+ * Every job over services the caller provides (the standalone worker's own, or the embedded
+ * broker's): the jobs' optional dependencies chosen by the configuration — the IAM client for
+ * the STS deny list (on, or auto with a Class A capability), the audit bucket when
+ * `AAP_AUDIT_BUCKET` is set — and the vault table for re-wrap.
+ */
+const jobs = (
+  config: WorkerConfig.StandaloneConfig,
+  catalog: Catalog.Catalog
+): Layer.Layer<
+  Worker.Worker | WorkerMetrics.WorkerMetrics,
+  never,
+  | Worker.Requirements
+  | DynamoDb.DynamoDb
+  | UpstreamRevocation.ProvisionedKeyStore
+  | UpstreamRevocation.UpstreamRevoker
+> => {
+  const hasClassA = catalog.capabilities.some((c) => c.backing.type === "aws-sts")
+  const iam =
+    config.stsDeny === "on" || (config.stsDeny === "auto" && hasClassA)
+      ? StsDenyList.layerIam({ region: config.region })
+      : Layer.empty
+  const bucket = Option.match(config.auditBucket, {
+    onNone: () => Layer.empty,
+    onSome: (name) =>
+      AuditShipping.layerBucket({
+        bucket: name,
+        lockMode: config.lockMode,
+        retentionDays: config.retentionDays,
+        client: AuditShipping.s3Config({
+          endpoint: Option.getOrUndefined(config.s3Endpoint),
+          region: config.region
+        })
+      })
+  })
+  return makeWorker(config.jobs).pipe(Layer.provide(Layer.mergeAll(iam, bucket, Rewrap.layerVaultTable)))
+}
+
+/**
+ * The jobs in the embedded broker's process, over the broker's own services (`aap serve`
+ * passes this as the broker's background work). The worker's metrics and status are not
+ * served there (`aap worker` serves them); its log lines and audit records are the same.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerInProcess = (
+  config: WorkerConfig.StandaloneConfig,
+  catalog: Catalog.Catalog
+): Layer.Layer<
+  never,
+  never,
+  | Worker.Requirements
+  | DynamoDb.DynamoDb
+  | ProvisionedKeys.ProvisionedKeys
+  | Provisioner.Provisioner
+  | DeliveryPorts.Secrets
+> =>
+  Layer.scopedDiscard(
+    Layer.build(jobs(config, catalog).pipe(Layer.provide(UpstreamRevocation.layerCoordination)))
+  )
 
 /**
  * The whole standalone worker from the environment: services, jobs and the listener. It runs
@@ -121,27 +185,8 @@ export const run: Effect.Effect<never, StartError> = Effect.gen(function* () {
     Layer.provideMerge(keys),
     Layer.provide(dynamo)
   )
-  const hasClassA = catalog.capabilities.some((c) => c.backing.type === "aws-sts")
-  const iam =
-    config.stsDeny === "on" || (config.stsDeny === "auto" && hasClassA)
-      ? StsDenyList.layerIam({ region: config.region })
-      : Layer.empty
-  const bucket = Option.match(config.auditBucket, {
-    onNone: () => Layer.empty,
-    onSome: (name) =>
-      AuditShipping.layerBucket({
-        bucket: name,
-        lockMode: config.lockMode,
-        retentionDays: config.retentionDays,
-        client: AuditShipping.s3Config({
-          endpoint: Option.getOrUndefined(config.s3Endpoint),
-          region: config.region
-        })
-      })
-  })
   // The same `dynamo` value as the services': layers are shared by reference, one engine.
-  const deks = Rewrap.layerVaultTable.pipe(Layer.provide(dynamo))
-  const worker = makeWorker(config.jobs).pipe(Layer.provide(Layer.mergeAll(iam, bucket, deks)))
+  const worker = jobs(config, catalog).pipe(Layer.provide(dynamo))
   const app = WorkerHttp.layer(config.listen).pipe(
     Layer.provideMerge(worker),
     Layer.provide(services),

@@ -5,7 +5,7 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { EgressProxy } from "@aap/agent-coordination"
+import type { DeliveryPorts, EgressProxy } from "@aap/agent-coordination"
 import {
   AwsCredentials,
   CoordinationStore,
@@ -19,8 +19,8 @@ import {
   SessionRepository,
   Sessions
 } from "@aap/agent-coordination"
-import { AuditKeys, AuditLog, AuditReader, DynamoDbSink, JsonlSink } from "@aap/audit"
-import { KeyProvider } from "@aap/key-custody"
+import { AuditKeys, AuditLog, AuditReader, type AuditSink, DynamoDbSink, JsonlSink } from "@aap/audit"
+import { KeyProvider, type SystemKeys } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
 import { SecretStore } from "@aap/vault"
 import { FetchHttpClient } from "@effect/platform"
@@ -98,6 +98,18 @@ export interface Options {
   readonly stsClients?: Layer.Layer<AwsCredentials.StsClients> | undefined
   /** Where JSON log lines go (default: stdout). */
   readonly logSink?: ((line: string) => void) | undefined
+  /**
+   * Work that runs in this process over the broker's own services, for as long as the broker
+   * runs: `aap serve` passes the worker's jobs here in embedded mode (the engine's data
+   * directory can be open in one process only).
+   */
+  readonly background?: Layer.Layer<never, BackgroundError, BackgroundServices> | undefined
+}
+
+/** Background work that cannot start says why in one line (no secret). */
+export interface BackgroundError {
+  readonly _tag: string
+  readonly message: string
 }
 
 export type Services =
@@ -115,10 +127,24 @@ export type Services =
   | SecretCache
   | EgressProxy.EgressProxy
 
+/** What in-process background work (`Options.background`) can use: the services and what they stand on. */
+export type BackgroundServices =
+  | Services
+  | CoordinationStore.CoordinationStore
+  | CurrentCatalog.CurrentCatalog
+  | AuditSink.AuditSink
+  | AuditKeys.AuditKeys
+  | KeyProvider.KeyProvider
+  | SystemKeys.SystemKeys
+  | DynamoDb.DynamoDb
+  | DeliveryPorts.Secrets
+  | ProvisionedKeys.ProvisionedKeys
+  | Provisioner.Provisioner
+
 export const layerServices = (
   config: BrokerConfigShape,
   options: Options = {}
-): Layer.Layer<Services, StartError, BrokerMetrics> => {
+): Layer.Layer<BackgroundServices, StartError | BackgroundError, BrokerMetrics> => {
   const dynamo = layerDynamo(config)
   const keys = layerKeys(config)
   const catalog = CatalogHolder.layer(config.catalogPath).pipe(
@@ -150,7 +176,7 @@ export const layerServices = (
       )
     ),
     AuditReader.layer
-  ).pipe(Layer.provide(auditSink), Layer.provide(auditKeys))
+  ).pipe(Layer.provideMerge(auditSink), Layer.provideMerge(auditKeys))
   const store = CoordinationStore.layerDynamoDb.pipe(
     Layer.mapError(describe("cannot reach the coordination table")),
     Layer.provide(bootstrapTables)
@@ -173,13 +199,15 @@ export const layerServices = (
     Layer.provide(currentCatalog),
     Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
   )
+  const provisioner = Provisioner.layerOpenRouter().pipe(Layer.provide(FetchHttpClient.layer))
+  const provisionedKeys = ProvisionedKeys.layer.pipe(Layer.provide(store))
   const delivery = Delivery.layer.pipe(
     Layer.provideMerge(proxy),
     Layer.provideMerge(OidcIssuer.layer({ issuer: issuerUrl(config) }).pipe(Layer.provide(secrets))),
     Layer.provide(layerDeliverySessions),
     Layer.provide(options.stsClients ?? AwsCredentials.layerStsClients),
-    Layer.provide(Provisioner.layerOpenRouter().pipe(Layer.provide(FetchHttpClient.layer))),
-    Layer.provide(ProvisionedKeys.layer.pipe(Layer.provide(store))),
+    Layer.provide(provisioner),
+    Layer.provide(provisionedKeys),
     Layer.provide(
       Delivery.layerConfigWith({
         buckets: {
@@ -212,13 +240,25 @@ export const layerServices = (
     })
   )
   const gauge = layerSessionGauge({ cap: 10_000, every: 15_000 })
-  return Layer.mergeAll(readiness, auth, delivery, vault, gauge).pipe(
+  // Layers are shared by reference within one build: `store`, `secrets`, `provisioner` and
+  // the rest are built once, for the broker and its background work alike.
+  const services = Layer.mergeAll(
+    readiness,
+    auth,
+    delivery,
+    vault,
+    gauge,
+    provisioner,
+    provisionedKeys,
+    store
+  ).pipe(
     Layer.provideMerge(coordination),
-    Layer.provide(currentCatalog),
+    Layer.provideMerge(currentCatalog),
     Layer.provideMerge(sessionCache),
     Layer.provideMerge(audit),
     Layer.provideMerge(catalog),
     Layer.provideMerge(keys),
     Layer.provideMerge(dynamo)
   )
+  return options.background === undefined ? services : Layer.provideMerge(options.background, services)
 }

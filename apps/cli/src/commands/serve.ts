@@ -28,8 +28,16 @@ const options = {
   )
 }
 
-export const serve = Command.make("serve", options, (o) =>
+const workerOption = Options.choice("worker", ["auto", "on", "off"]).pipe(
+  Options.withDescription(
+    "run the worker's jobs in this process (sets AAP_WORKER_IN_PROCESS; auto: in embedded mode only)"
+  ),
+  Options.optional
+)
+
+export const serve = Command.make("serve", { ...options, worker: workerOption }, (o) =>
   Effect.gen(function* () {
+    yield* env("AAP_WORKER_IN_PROCESS", o.worker)
     yield* env("AAP_LISTEN", o.listen)
     yield* env("AAP_HOME", o.home)
     yield* env("AAP_CATALOG", o.catalog)

@@ -1,13 +1,40 @@
 /**
  * `aap serve`: the broker in this process (embedded mode by default). Loaded lazily: it pulls in
  * the whole broker, the AWS SDK clients and the embedded engine.
+ *
+ * In embedded mode (and with `AAP_WORKER_IN_PROCESS=on`) the worker's jobs run here too, over
+ * the broker's own services: the embedded engine's data can be open in one process only, so a
+ * single-machine operator needs this one command (expiry sweeps, upstream key revocation,
+ * re-wrap, audit verification and, with `AAP_AUDIT_BUCKET`, checkpoints and shipping).
  */
 import { Broker, BrokerConfig } from "@aap/broker"
+import { CatalogFile } from "@aap/catalog"
+import { Standalone, WorkerConfig } from "@aap/worker"
+import { NodeFileSystem } from "@effect/platform-node"
 import { Data, Effect } from "effect"
 
 export class ServeError extends Data.TaggedError("ServeError")<{ readonly message: string }> {}
 
+const background = (config: BrokerConfig.BrokerConfigShape) =>
+  Effect.gen(function* () {
+    if (!BrokerConfig.runsWorkerInProcess(config)) return undefined
+    const worker = yield* WorkerConfig.fromEnv.pipe(
+      Effect.mapError((e) => new ServeError({ message: `invalid worker configuration: ${e.message}` }))
+    )
+    // The worker's jobs read the catalog file the broker loads (the same path).
+    const catalog = yield* CatalogFile.load(config.catalogPath).pipe(
+      Effect.provide(NodeFileSystem.layer),
+      Effect.mapError(
+        () => new ServeError({ message: `cannot load the catalog ${config.catalogPath} for the worker` })
+      )
+    )
+    return Standalone.layerInProcess({ ...worker, catalogPath: config.catalogPath }, catalog)
+  })
+
 export const serve: Effect.Effect<never, ServeError> = Effect.gen(function* () {
-  const config = yield* BrokerConfig.load
-  return yield* Broker.run(config)
-}).pipe(Effect.mapError((e) => new ServeError({ message: e.message })))
+  const config = yield* BrokerConfig.load.pipe(Effect.mapError((e) => new ServeError({ message: e.message })))
+  const jobs = yield* background(config)
+  return yield* Broker.run(config, { background: jobs }).pipe(
+    Effect.mapError((e) => new ServeError({ message: e.message }))
+  )
+})
