@@ -59,6 +59,8 @@ export const main = (command: "serve" | "worker", args: ReadonlyArray<string>): 
     ),
     {
       disableErrorReporting: true,
+      // The broker logs JSON lines itself; the default pretty logger would print each twice.
+      disablePrettyLogger: command === "serve",
       // Stopped by SIGINT/SIGTERM after draining: a clean exit.
       teardown: (_exit, onExit) => onExit(typeof process.exitCode === "number" ? process.exitCode : 0)
     }

@@ -15,6 +15,16 @@ import { Data, Effect } from "effect"
 
 export class ServeError extends Data.TaggedError("ServeError")<{ readonly message: string }> {}
 
+/** Whether the environment names AWS credentials the SDK's default chain would use. */
+const awsCredentialsConfigured = (): boolean =>
+  [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+  ].some((name) => (process.env[name] ?? "") !== "")
+
 const background = (config: BrokerConfig.BrokerConfigShape) =>
   Effect.gen(function* () {
     if (!BrokerConfig.runsWorkerInProcess(config)) return undefined
@@ -28,7 +38,10 @@ const background = (config: BrokerConfig.BrokerConfigShape) =>
         () => new ServeError({ message: `cannot load the catalog ${config.catalogPath} for the worker` })
       )
     )
-    return Standalone.layerInProcess({ ...worker, catalogPath: config.catalogPath }, catalog)
+    // On one machine without AWS credentials the STS deny list cannot reach IAM: with `auto`,
+    // the job is left out (its "not configured" line says so) rather than failing every run.
+    const stsDeny = worker.stsDeny === "auto" && !awsCredentialsConfigured() ? "off" : worker.stsDeny
+    return Standalone.layerInProcess({ ...worker, stsDeny, catalogPath: config.catalogPath }, catalog)
   })
 
 export const serve: Effect.Effect<never, ServeError> = Effect.gen(function* () {
