@@ -230,6 +230,32 @@ describe("aap exec", () => {
     assert.isDefined(last, "the exec session is revoked when the child exits")
   })
 
+  it("--proxy: a capability not behind the egress proxy is refused before any session is requested", () => {
+    const before = json(aap(["session", "list", "--agent", "codex", "--json"], operator)).sessions.length
+    const r = aap(["exec", "--proxy", "openrouter-chat", "--", "true"], agent)
+    assert.strictEqual(r.code, 125, r.stderr)
+    assert.include(oneLine(r), "openrouter-chat is not served through the egress proxy")
+    const after = json(aap(["session", "list", "--agent", "codex", "--json"], operator)).sessions.length
+    assert.strictEqual(after, before, "no session was opened")
+  })
+
+  it("--proxy: CMD gets the proxy URL in the SDK's base-URL variable and a proxy token as its key", () => {
+    const invite = json(aap(["agent", "invite", "claude", "--json"], operator))
+    const claude = {
+      AAP_URL: broker.url,
+      AAP_HOME: tempDir("aap-cli-claudehome-"),
+      XDG_CONFIG_HOME: tempDir("aap-cli-claudexdg-")
+    }
+    assert.strictEqual(aap(["login", "--code", invite.code], claude).code, 0)
+    const script = [
+      `const e = process.env`,
+      `console.log([e.ANTHROPIC_API_KEY.startsWith("aap_pxy_"), e.ANTHROPIC_BASE_URL.startsWith(${JSON.stringify(`${broker.url}/v1/proxy/`)}), e.AAP_PROXY_TOKEN === e.ANTHROPIC_API_KEY].join(","))`
+    ].join(";")
+    const r = aap(["exec", "--proxy", "anthropic-messages", "--", process.execPath, "-e", script], claude)
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.strictEqual(r.stdout, "true,true,true\n")
+  })
+
   it("argv reaches the child without a shell ($VAR is not expanded early)", () => {
     const r = aap(["exec", "openrouter-chat", "--", "printf", "%s|%s", "$OPENROUTER_API_KEY", "a b"], agent)
     assert.strictEqual(r.code, 0, r.stderr)

@@ -1,7 +1,7 @@
 /**
  * `aap exec CAPABILITY [--ttl D] -- CMD ARGS...` (agents).
  */
-import { Args, Command } from "@effect/cli"
+import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { ExitCode } from "../ExitCode.js"
 import * as Settings from "../internal/Settings.js"
@@ -18,6 +18,11 @@ export const exec = Command.make(
       Args.atLeast(1)
     ),
     ttl: ttlOption,
+    proxy: Options.boolean("proxy").pipe(
+      Options.withDescription(
+        "only a capability served through the broker's egress proxy: CMD gets the proxy URL in the SDK's base-URL variable (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, OPENROUTER_BASE_URL...) and a proxy token in place of the key; any other capability is refused before a session is requested"
+      )
+    ),
     ...connection
   },
   (o) =>
@@ -29,7 +34,7 @@ export const exec = Command.make(
         )
       )
       const E = yield* Effect.promise(() => import("../internal/Exec.js"))
-      const code = yield* E.exec(conn, o.capability, ttl, o.command).pipe(
+      const code = yield* E.exec(conn, o.capability, ttl, o.command, { proxyOnly: o.proxy }).pipe(
         Effect.catchAll((e) =>
           Effect.zipRight(Console.error(`aap exec: ${e.message}`), Effect.succeed(e.code))
         )

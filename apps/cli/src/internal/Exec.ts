@@ -38,14 +38,29 @@ export const acquire = (
   connection: Connection,
   capability: string,
   ttlSeconds: Option.Option<number>,
-  publicKey: (backing: string) => Effect.Effect<Option.Option<string>, ExecError>
+  publicKey: (backing: string) => Effect.Effect<Option.Option<string>, ExecError>,
+  options: {
+    /**
+     * Only a capability served through the broker's egress proxy (`aap exec --proxy`): any
+     * other is refused before a session is requested, and a delivery that is not a proxy
+     * credential is revoked and never reaches the child.
+     */
+    readonly proxyOnly?: boolean
+  } = {}
 ): Effect.Effect<Acquired, BrokerError | ExecError> =>
   Effect.gen(function* () {
     const toExec = (e: BrokerError) => new ExecError({ message: e.message, code: 125 })
     return yield* call(connection, (client) =>
       Effect.gen(function* () {
         const view = yield* client.catalog.list()
-        const backing = view.capabilities.find((c) => c.id === capability)?.backing ?? "unknown"
+        const entry = view.capabilities.find((c) => c.id === capability)
+        if (options.proxyOnly === true && entry !== undefined && !entry.proxied) {
+          return yield* new ExecError({
+            message: `${capability} is not served through the egress proxy: its ${entry.backing} credential itself would reach CMD (run without --proxy to accept that)`,
+            code: 125
+          })
+        }
+        const backing = entry?.backing ?? "unknown"
         const key = yield* publicKey(backing)
         const created = yield* client.sessions.request({
           payload: { capability, ...(Option.isSome(ttlSeconds) ? { ttlSeconds: ttlSeconds.value } : {}) }
@@ -62,6 +77,13 @@ export const acquire = (
         const delivered = yield* client.delivery
           .deliver({ path: { id: session.id }, payload: Option.isSome(key) ? { publicKey: key.value } : {} })
           .pipe(Effect.tapError(() => revoke(client, session.id, "delivery failed")))
+        if (options.proxyOnly === true && delivered.credential._tag !== "proxy") {
+          yield* revoke(client, session.id, "aap exec --proxy: not a proxy credential")
+          return yield* new ExecError({
+            message: `${capability} delivered a ${delivered.credential._tag} credential, not a proxy one; the session was revoked and CMD not started`,
+            code: 125
+          })
+        }
         return { sessionId: session.id, delivered }
       })
     ).pipe(Effect.mapError((e) => (e._tag === "BrokerError" ? toExec(e) : e)))
@@ -236,17 +258,23 @@ export const exec = (
   connection: Connection,
   capability: string,
   ttlSeconds: Option.Option<number>,
-  argv: ReadonlyArray<string>
+  argv: ReadonlyArray<string>,
+  options: { readonly proxyOnly?: boolean } = {}
 ): Effect.Effect<number, ExecError> =>
   Effect.gen(function* () {
     let ssh: SshSetup | undefined
-    const acquired = yield* acquire(connection, capability, ttlSeconds, (backing) =>
-      backing === "ssh-certificate"
-        ? Effect.map(sshKeypair(), (setup) => {
-            ssh = setup
-            return Option.some(setup.publicKey)
-          })
-        : Effect.succeed(Option.none())
+    const acquired = yield* acquire(
+      connection,
+      capability,
+      ttlSeconds,
+      (backing) =>
+        backing === "ssh-certificate"
+          ? Effect.map(sshKeypair(), (setup) => {
+              ssh = setup
+              return Option.some(setup.publicKey)
+            })
+          : Effect.succeed(Option.none()),
+      options
     ).pipe(
       Effect.mapError((e) => (e._tag === "ExecError" ? e : new ExecError({ message: e.message, code: 125 }))),
       Effect.tapError(() => Effect.sync(() => sshCleanup(ssh)))
