@@ -8,14 +8,15 @@
  * written is usually read soon), plus the `DekCache` control tag.
  *
  * An entry is keyed by (wallet, purpose, key id, wrapped DEK): a cache hit needs exactly the
- * inputs that unwrapped it, so the cache cannot turn a wrong context into a successful unwrap.
+ * inputs that unwrapped it, so the cache cannot turn a wrong context into a successful unwrap,
+ * and a read with other inputs (a tampered or misplaced wrapped key) leaves the entry alone.
  * After crypto-shredding a wallet call `invalidateWallet` (or wait `maxAge`): until then a
  * cached DEK of that wallet still opens its secrets in this process.
  *
  * @since 0.1.0
  */
-import { Clock, Context, Duration, Effect, Layer, Redacted } from "effect"
-import { KeyProvider, type KeyProviderShape } from "./KeyProvider.js"
+import { Context, Duration, Effect, Layer, Redacted } from "effect"
+import { type EncryptionContext, KeyProvider, type KeyProviderShape } from "./KeyProvider.js"
 
 /**
  * @since 0.1.0
@@ -57,11 +58,14 @@ export interface DekCacheShape {
 export class DekCache extends Context.Tag("@aap/key-custody/DekCache")<DekCache, DekCacheShape>() {}
 
 interface Entry {
-  readonly key: string
+  readonly hash: number
+  readonly wallet: string
+  readonly purpose: string
+  readonly keyId: string
+  /** A copy of the wrapped key (in the wrapped-key slab when it fits a slot). */
   readonly wrapped: Uint8Array
   readonly dek: Uint8Array
   readonly slot: number
-  readonly wallet: string
   readonly createdAt: number
   uses: number
   // LRU list, most recent at `head`: O(1) touch and eviction, no Map iteration.
@@ -70,15 +74,33 @@ interface Entry {
 }
 
 /**
- * The map key: context, key id and the last 16 bytes of the wrapped key (its authentication
- * tag: random-looking and unique per wrap). A hit also compares the whole wrapped key, so a
- * collision is only ever a miss.
+ * The map key: a 30-bit hash (a small integer, no string to build) of the last 16 bytes of the
+ * wrapped key, its authentication tag: random-looking and unique per wrap. A hit also compares
+ * the context, the key id and the whole wrapped key, so a collision is only ever a miss.
  */
-const cacheKey = (wallet: string, purpose: string, keyId: string, wrapped: Uint8Array) =>
-  `${wallet}\u0000${purpose}\u0000${keyId}\u0000${Buffer.from(wrapped.buffer, wrapped.byteOffset, wrapped.length).toString("latin1", Math.max(0, wrapped.length - 16))}`
+const tagHash = (wrapped: Uint8Array): number => {
+  let h = 0x811c9dc5
+  for (let i = Math.max(0, wrapped.length - 16); i < wrapped.length; i++) {
+    h = Math.imul(h ^ wrapped[i]!, 0x01000193)
+  }
+  return h >>> 2
+}
 
-const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
-  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b)
+/** Slot size of the wrapped-key slab: a local wrap (65 bytes) fits. */
+const WRAPPED_SLOT_BYTES = 80
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The entry was made from exactly these inputs. */
+const madeFrom = (entry: Entry, context: EncryptionContext, keyId: string, wrapped: Uint8Array): boolean =>
+  entry.wallet === context.wallet &&
+  entry.purpose === context.purpose &&
+  entry.keyId === keyId &&
+  sameBytes(entry.wrapped, wrapped)
 
 /**
  * @since 0.1.0
@@ -92,18 +114,14 @@ export const make = (
   const maxAgeMillis = Duration.toMillis(Duration.decode(options.maxAge ?? Duration.minutes(5)))
   const maxUses = Math.max(1, options.maxUses ?? 10_000)
   const cacheOnGenerate = options.cacheOnGenerate ?? true
-  const entries = new Map<string, Entry>()
+  const entries = new Map<number, Entry>()
   // DEKs live in one slab of 32-byte slots (data keys are 32 bytes; other sizes get their own
-  // copy): no allocation per entry, and clearing the cache zeroes one buffer.
-  const slab = Buffer.alloc(maxEntries * 32)
+  // copy): no allocation per entry, and clearing the cache zeroes one buffer. The copies of
+  // the wrapped keys live in a second slab, slot for slot (local wraps are 65 bytes; longer
+  // ones, such as KMS ciphertext blobs, get their own copy).
+  const slab = new Uint8Array(maxEntries * 32)
+  const wrappedSlab = new Uint8Array(maxEntries * WRAPPED_SLOT_BYTES)
   const freeSlots: Array<number> = Array.from({ length: maxEntries }, (_, i) => maxEntries - 1 - i)
-  const store = (dek: Uint8Array): { dek: Uint8Array; slot: number } => {
-    const slot = dek.length === 32 ? freeSlots.pop() : undefined
-    if (slot === undefined) return { dek: new Uint8Array(dek), slot: -1 }
-    const view = slab.subarray(slot * 32, slot * 32 + 32)
-    view.set(dek)
-    return { dek: view, slot }
-  }
   let head: Entry | undefined
   let tail: Entry | undefined
   let hits = 0
@@ -126,57 +144,82 @@ export const make = (
     if (tail === undefined) tail = entry
   }
   const drop = (entry: Entry) => {
-    entries.delete(entry.key)
+    entries.delete(entry.hash)
     unlink(entry)
     entry.dek.fill(0)
     if (entry.slot >= 0) freeSlots.push(entry.slot)
     evictions++
   }
-  const insert = (key: string, wallet: string, wrapped: Uint8Array, dek: Uint8Array, now: number) => {
-    const existing = entries.get(key)
+  const insert = (
+    context: EncryptionContext,
+    keyId: string,
+    wrapped: Uint8Array,
+    dek: Uint8Array,
+    now: number
+  ) => {
+    const hash = tagHash(wrapped)
+    const existing = entries.get(hash)
     if (existing !== undefined) drop(existing)
     while (entries.size >= maxEntries && tail !== undefined) drop(tail)
+    // After the evictions above a slot is always free.
+    const slot = freeSlots.pop() ?? -1
+    let stored: Uint8Array
+    if (slot >= 0 && dek.length === 32) {
+      stored = slab.subarray(slot * 32, slot * 32 + 32)
+      stored.set(dek)
+    } else {
+      stored = new Uint8Array(dek)
+    }
+    // A copy: the caller may change its array later, and a hit must match what was unwrapped.
+    let wrappedCopy: Uint8Array
+    if (slot >= 0 && wrapped.length <= WRAPPED_SLOT_BYTES) {
+      const at = slot * WRAPPED_SLOT_BYTES
+      wrappedCopy = wrappedSlab.subarray(at, at + wrapped.length)
+      wrappedCopy.set(wrapped)
+    } else {
+      wrappedCopy = new Uint8Array(wrapped)
+    }
     const entry: Entry = {
-      key,
-      wrapped: Buffer.from(wrapped),
-      ...store(dek),
-      wallet,
+      hash,
+      wallet: context.wallet,
+      purpose: context.purpose,
+      keyId,
+      wrapped: wrappedCopy,
+      dek: stored,
+      slot,
       createdAt: now,
       uses: 0,
       newer: undefined,
       older: undefined
     }
-    entries.set(key, entry)
+    entries.set(hash, entry)
     pushHead(entry)
-    while (entries.size > maxEntries && tail !== undefined) drop(tail)
   }
 
   const provider: KeyProviderShape = {
-    generateDataKey: (context) =>
-      cacheOnGenerate
-        ? Effect.flatMap(inner.generateDataKey(context), (dataKey) =>
-            Effect.map(Clock.currentTimeMillis, (now) => {
+    generateDataKey: cacheOnGenerate
+      ? (context) =>
+          Effect.clockWith((clock) =>
+            Effect.map(inner.generateDataKey(context), (dataKey) => {
               insert(
-                cacheKey(context.wallet, context.purpose, dataKey.keyId, dataKey.wrapped),
-                context.wallet,
+                context,
+                dataKey.keyId,
                 dataKey.wrapped,
                 Redacted.value(dataKey.plaintext),
-                now
+                clock.unsafeCurrentTimeMillis()
               )
               return dataKey
             })
           )
-        : inner.generateDataKey(context),
+      : (context) => inner.generateDataKey(context),
     decryptDataKey: (context, wrapped, keyId) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        const key = cacheKey(context.wallet, context.purpose, keyId, wrapped)
-        const entry = entries.get(key)
-        if (entry !== undefined) {
-          if (
-            now - entry.createdAt < maxAgeMillis &&
-            entry.uses < maxUses &&
-            sameBytes(entry.wrapped, wrapped)
-          ) {
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const entry = entries.get(tagHash(wrapped))
+        // An entry made from other inputs is left alone (a tampered or misplaced wrapped key
+        // cannot evict it); the provider below decides.
+        if (entry !== undefined && madeFrom(entry, context, keyId, wrapped)) {
+          if (now - entry.createdAt < maxAgeMillis && entry.uses < maxUses) {
             entry.uses++
             hits++
             if (head !== entry) {
@@ -189,7 +232,7 @@ export const make = (
         }
         misses++
         return Effect.map(inner.decryptDataKey(context, wrapped, keyId), (dek) => {
-          insert(key, context.wallet, wrapped, Redacted.value(dek), now)
+          insert(context, keyId, wrapped, Redacted.value(dek), now)
           return dek
         })
       }),

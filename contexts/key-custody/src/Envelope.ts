@@ -23,7 +23,7 @@
  * @since 0.1.0
  */
 import { Effect, Either, Redacted } from "effect"
-import { freshNonce, gcmOpen, gcmSeal, NONCE_BYTES, TAG_BYTES } from "./internal/aead.js"
+import { fillRandom, gcmOpen, gcmSeal, NONCE_BYTES, TAG_BYTES } from "./internal/aead.js"
 import { addressProblem } from "./internal/validate.js"
 import { DecryptFailed, InvalidEnvelope, type KeyProviderError } from "./KeyCustodyError.js"
 import { KeyProvider, VAULT_PURPOSE } from "./KeyProvider.js"
@@ -85,6 +85,9 @@ export interface AttributeValues {
 export const canonicalAddress = (address: Address): string =>
   `aap:v1:vault:${address.wallet}:${address.name}:${address.version}`
 
+/** The AAD bytes: the canonical address in UTF-8. */
+const addressAad = (address: Address): Buffer => Buffer.from(canonicalAddress(address), "utf8")
+
 const wipe = (key: Redacted.Redacted<Uint8Array>): void => {
   Redacted.value(key).fill(0)
   Redacted.unsafeWipe(key)
@@ -105,23 +108,15 @@ export const seal = (
     Effect.map(provider.generateDataKey({ wallet: address.wallet, purpose: VAULT_PURPOSE }), (dataKey) => {
       const value = Redacted.value(plaintext)
       const bytes = typeof value === "string" ? Buffer.from(value, "utf8") : value
-      const nonce = freshNonce()
-      const ciphertext = gcmSeal(
-        Redacted.value(dataKey.plaintext),
-        nonce,
-        bytes,
-        Buffer.from(canonicalAddress(address))
-      )
+      // Nonce and ciphertext are written straight into memory of their own: what is stored
+      // never shares an ArrayBuffer with Node's allocation pool (a consumer reading `.buffer`
+      // must not see other data), and nothing is copied twice.
+      const nonce = new Uint8Array(NONCE_BYTES)
+      fillRandom(nonce)
+      const ciphertext = gcmSeal(Redacted.value(dataKey.plaintext), nonce, bytes, addressAad(address))
       if (typeof value === "string") bytes.fill(0)
       wipe(dataKey.plaintext)
-      // Copies in their own memory: what is stored never shares an ArrayBuffer with Node's
-      // allocation pool (a consumer reading `.buffer` must not see other data).
-      return {
-        ciphertext: new Uint8Array(ciphertext),
-        nonce: new Uint8Array(nonce),
-        wrappedDek: dataKey.wrapped,
-        keyId: dataKey.keyId
-      }
+      return { ciphertext, nonce, wrappedDek: dataKey.wrapped, keyId: dataKey.keyId }
     })
   )
 }
@@ -148,17 +143,11 @@ export const open = (
         envelope.keyId
       ),
       (dek) => {
-        const plain = gcmOpen(
-          Redacted.value(dek),
-          envelope.nonce,
-          envelope.ciphertext,
-          Buffer.from(canonicalAddress(address))
-        )
+        const plain = gcmOpen(Redacted.value(dek), envelope.nonce, envelope.ciphertext, addressAad(address))
         wipe(dek)
         if (plain === undefined) return Effect.fail(new DecryptFailed())
-        const owned = new Uint8Array(plain)
-        plain.fill(0)
-        return Effect.succeed(Redacted.make(owned))
+        // `gcmOpen` returns memory of its own: hand it out as a plain Uint8Array, no copy.
+        return Effect.succeed(Redacted.make(new Uint8Array(plain.buffer, plain.byteOffset, plain.length)))
       }
     )
   )

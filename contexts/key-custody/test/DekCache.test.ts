@@ -75,6 +75,12 @@ describe("DekCache", () => {
       assert.isTrue(Exit.isFailure(exit))
       const exit2 = yield* Effect.exit(kp.decryptDataKey({ ...ctx, purpose: "other" }, dk.wrapped, dk.keyId))
       assert.isTrue(Exit.isFailure(exit2))
+      const exit3 = yield* Effect.exit(kp.decryptDataKey(ctx, dk.wrapped, "local:codex:kek-v2"))
+      assert.isTrue(Exit.isFailure(exit3))
+      // The misdirected reads reached the keyring and left the entry in place.
+      assert.strictEqual(yield* unwraps, 3)
+      yield* kp.decryptDataKey(ctx, dk.wrapped, dk.keyId)
+      assert.strictEqual(yield* unwraps, 3)
     }).pipe(Effect.provide(withCache({})))
   )
 
@@ -88,6 +94,9 @@ describe("DekCache", () => {
         const exit = yield* Effect.exit(kp.decryptDataKey(ctx, tampered, dk.keyId))
         assert.isTrue(Exit.isFailure(exit), `byte ${i}`)
       }
+      assert.strictEqual(yield* unwraps, 6)
+      // ...and does not evict the entry made from the real one.
+      yield* kp.decryptDataKey(ctx, dk.wrapped, dk.keyId)
       assert.strictEqual(yield* unwraps, 6)
     }).pipe(Effect.provide(withCache({})))
   )

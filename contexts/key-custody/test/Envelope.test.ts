@@ -35,6 +35,23 @@ describe("Envelope", () => {
       })
     )
 
+    it.effect("sealed fields and the opened plaintext live in memory of their own (never a pool slice)", () =>
+      Effect.gen(function* () {
+        const ownMemory = (bytes: Uint8Array) =>
+          bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length
+        for (const size of [0, 16, 1024, 5000]) {
+          const env = yield* Envelope.seal(address, Redacted.make(new Uint8Array(randomBytes(size))))
+          assert.isTrue(ownMemory(env.ciphertext), `ciphertext, size ${size}`)
+          assert.isTrue(ownMemory(env.nonce), `nonce, size ${size}`)
+          assert.isTrue(ownMemory(env.wrappedDek), `wrapped DEK, size ${size}`)
+          assert.isTrue(
+            ownMemory(Redacted.value(yield* Envelope.open(address, env))),
+            `plaintext, size ${size}`
+          )
+        }
+      })
+    )
+
     it.effect("uses a fresh nonce and a fresh DEK for every seal", () =>
       Effect.gen(function* () {
         const a = yield* Envelope.seal(address, Redacted.make(CANARY))

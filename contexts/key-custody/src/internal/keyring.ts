@@ -17,7 +17,18 @@ import {
   KeyringWriteFailed
 } from "../KeyCustodyError.js"
 import type { DataKey, Description, EncryptionContext, Rewrapped } from "../KeyProvider.js"
-import { freshKey, freshNonce, gcmOpen, gcmSeal, KEY_BYTES, NONCE_BYTES, TAG_BYTES, utf8 } from "./aead.js"
+import {
+  fillRandom,
+  freshKey,
+  freshNonce,
+  gcmOpen,
+  gcmSeal,
+  gcmSealInto,
+  KEY_BYTES,
+  NONCE_BYTES,
+  TAG_BYTES,
+  utf8
+} from "./aead.js"
 import { checkContext, contextProblem } from "./validate.js"
 
 export interface UmkRecord {
@@ -75,6 +86,27 @@ const dekAad = (context: EncryptionContext, header: Uint8Array) =>
     `aap:v1:dek:${context.wallet}:${context.purpose}:${String.fromCharCode(header[0]!, header[1]!, header[2]!, header[3]!, header[4]!)}`,
     "latin1"
   )
+const wrapHeader = (kekVersion: number): Uint8Array =>
+  Uint8Array.of(
+    WRAP_FORMAT,
+    kekVersion >>> 24,
+    (kekVersion >>> 16) & 0xff,
+    (kekVersion >>> 8) & 0xff,
+    kekVersion & 0xff
+  )
+
+/**
+ * A wallet's current KEK with what every new wrap under it repeats: its key id and the DEK-wrap
+ * AAD per purpose (a handful of purposes exist; at most `MAX_MEMO_PURPOSES` are kept).
+ * Derived from the document alone, so it is rebuilt whenever a document is adopted.
+ */
+interface CurrentKek {
+  readonly version: number
+  readonly key: KeyObject
+  readonly keyId: string
+  readonly aads: Map<string, Buffer>
+}
+const MAX_MEMO_PURPOSES = 16
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64")
 const unb64 = (s: string) => Buffer.from(s, "base64")
@@ -136,6 +168,7 @@ export class KeyringCore {
   private umks = new Map<number, Buffer>()
   // KEKs as KeyObjects: node:crypto skips re-importing the raw key on every wrap/unwrap.
   private keks = new Map<string, KeyObject>()
+  private current = new Map<string, CurrentKek>()
   private systemRoot: Buffer
 
   private constructor(
@@ -207,6 +240,7 @@ export class KeyringCore {
     this.systemRoot.fill(0)
     this.umks = umks
     this.keks = keks
+    this.current = new Map()
     this.systemRoot = root
     this.doc = doc
     return undefined
@@ -262,7 +296,7 @@ export class KeyringCore {
     )
   }
 
-  private currentKek(wallet: string): Effect.Effect<{ version: number; key: KeyObject }, KeyringWriteFailed> {
+  private currentKek(wallet: string): Effect.Effect<CurrentKek, KeyringWriteFailed> {
     const existing = this.currentKekSync(wallet)
     if (existing !== undefined) return Effect.succeed(existing)
     return this.mutate(() => {
@@ -280,13 +314,23 @@ export class KeyringCore {
     })
   }
 
-  private currentKekSync(wallet: string): { version: number; key: KeyObject } | undefined {
+  private currentKekSync(wallet: string): CurrentKek | undefined {
+    const memo = this.current.get(wallet)
+    if (memo !== undefined) return memo
     const record = this.doc.wallets[wallet]
     if (record === undefined) return undefined
     const kek = record.keks.find((k) => k.version === record.current)
     if (kek === undefined || kek.umk !== this.doc.primary) return undefined
     const key = this.keks.get(`${wallet}\u0000${kek.version}`)
-    return key === undefined ? undefined : { version: kek.version, key }
+    if (key === undefined) return undefined
+    const current: CurrentKek = {
+      version: kek.version,
+      key,
+      keyId: localKeyId(wallet, kek.version),
+      aads: new Map()
+    }
+    this.current.set(wallet, current)
+    return current
   }
 
   private newKek(wallet: string, version: number, record: WalletRecord | undefined): WalletRecord {
@@ -304,15 +348,16 @@ export class KeyringCore {
   private wrapDek(
     context: EncryptionContext,
     kek: { version: number; key: KeyObject },
-    dek: Uint8Array
+    dek: Uint8Array,
+    aad: Uint8Array = dekAad(context, wrapHeader(kek.version))
   ): Uint8Array {
-    const out = Buffer.alloc(WRAPPED_DEK_BYTES) // own memory, not a slice of Node's pool
-    out.writeUInt8(WRAP_FORMAT, 0)
-    out.writeUInt32BE(kek.version, 1)
-    const nonce = freshNonce()
-    nonce.copy(out, WRAP_HEADER)
-    const sealed = gcmSeal(kek.key, nonce, dek, dekAad(context, out.subarray(0, WRAP_HEADER)))
-    sealed.copy(out, WRAP_HEADER + NONCE_BYTES)
+    // Header, nonce and sealed DEK written in place, into memory of its own (not a slice of
+    // Node's pool).
+    const out = new Uint8Array(WRAPPED_DEK_BYTES)
+    out.set(wrapHeader(kek.version), 0)
+    fillRandom(out, WRAP_HEADER, NONCE_BYTES)
+    const nonce = out.subarray(WRAP_HEADER, WRAP_HEADER + NONCE_BYTES)
+    gcmSealInto(kek.key, nonce, dek, aad, out, WRAP_HEADER + NONCE_BYTES)
     return out
   }
 
@@ -367,10 +412,15 @@ export class KeyringCore {
       : Effect.succeed(dek)
   }
 
-  private dataKey(context: EncryptionContext, kek: { version: number; key: KeyObject }): DataKey {
-    const dek = freshKey()
-    const wrapped = this.wrapDek(context, kek, dek)
-    return { plaintext: Redacted.make(own(dek)), wrapped, keyId: localKeyId(context.wallet, kek.version) }
+  private dataKey(context: EncryptionContext, kek: CurrentKek): DataKey {
+    let aad = kek.aads.get(context.purpose)
+    if (aad === undefined) {
+      aad = dekAad(context, wrapHeader(kek.version))
+      if (kek.aads.size < MAX_MEMO_PURPOSES) kek.aads.set(context.purpose, aad)
+    }
+    const dek = freshKey() // memory of its own, handed to the caller
+    const wrapped = this.wrapDek(context, kek, dek, aad)
+    return { plaintext: Redacted.make(dek), wrapped, keyId: kek.keyId }
   }
 
   generateDataKey(context: EncryptionContext): Effect.Effect<DataKey, KeyProviderError> {
