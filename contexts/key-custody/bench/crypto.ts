@@ -10,6 +10,7 @@
  *   pnpm bench --json     rows {figure, unit, value, baseline, ratio, target, met}
  *   BENCH_SECONDS=2       measured time per variant (default 1.5 s), split over BENCH_ROUNDS
  *   BENCH_ROUNDS=7        interleaved rounds (default 7)
+ *   BENCH_WARM_MS=250     unmeasured run of a variant after each forced GC (default 250 ms)
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -27,6 +28,7 @@ import { DekCache, Envelope, KeyProvider } from "../src/index.js"
 
 const json = process.argv.includes("--json")
 const seconds = Number(process.env.BENCH_SECONDS ?? "1.5")
+const warmMs = Number(process.env.BENCH_WARM_MS ?? "250")
 const payload = new Uint8Array(randomBytes(1024))
 const secret = Redacted.make(payload)
 const address = { wallet: "bench", name: "api/key", version: 1 }
@@ -75,9 +77,15 @@ const runRounds = async (variants: ReadonlyArray<Variant>, rounds: number) => {
     const row: Record<string, number> = {}
     // Rotate the order each round and collect garbage before each slice, so no variant keeps
     // paying for the previous one's garbage (the aws-crypto variants make a lot).
+    // A forced full GC while a variant is idle frees the maps its optimized code embeds
+    // weakly, and V8 then deoptimizes that code ("weak objects"): the variant restarts in
+    // the interpreter and re-optimizes. The more JS a path runs, the longer that takes (the
+    // envelope path: ~40 functions, ~200 ms; raw node:crypto: a few, ~30 ms), so each slice
+    // starts like the first round, after an unmeasured warm-up of the same variant.
     for (let i = 0; i < variants.length; i++) {
       const v = variants[(i + r) % variants.length]!
       collectGarbage()
+      await rate(v.batch, v.n, warmMs)
       row[v.name] = await rate(v.batch, v.n, (seconds * 1000) / rounds)
     }
     perRound.push(row)
