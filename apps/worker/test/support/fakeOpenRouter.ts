@@ -20,18 +20,49 @@ export interface FakeOpenRouter {
   fallback: number | "drop"
   /** Keys that exist upstream; a DELETE of another hash answers 404. */
   readonly live: Set<string>
+  /**
+   * Leave the `at`-th call (1-based, counted in `calls`) unanswered: with `applied` the key is
+   * deleted first (the provider did it, the caller never hears), otherwise nothing happens.
+   * `onHeld` runs once the call is held; the call is added to `held`.
+   */
+  hold: Hold | undefined
+  readonly held: Array<Call>
+}
+
+export interface Hold {
+  readonly at: number
+  readonly applied: boolean
+  readonly onHeld: () => void
 }
 
 export const make = (managementKey: string): Effect.Effect<FakeOpenRouter, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<{ fake: FakeOpenRouter; server: Http.Server }>((resume) => {
-      const fake: FakeOpenRouter = { baseUrl: "", calls: [], script: [], fallback: 200, live: new Set() }
+      const fake: FakeOpenRouter = {
+        baseUrl: "",
+        calls: [],
+        script: [],
+        fallback: 200,
+        live: new Set(),
+        hold: undefined,
+        held: []
+      }
       const server = Http.createServer((req, res) => {
-        fake.calls.push({
+        const call = {
           method: req.method ?? "",
           path: req.url ?? "",
           authorization: req.headers.authorization
-        })
+        }
+        fake.calls.push(call)
+        const hold = fake.hold?.at === fake.calls.length ? fake.hold : undefined
+        if (hold !== undefined) {
+          const m = /^\/api\/v1\/keys\/([^/]+)$/.exec(req.url ?? "")
+          if (hold.applied && m !== null && req.headers.authorization === `Bearer ${managementKey}`)
+            fake.live.delete(decodeURIComponent(m[1] ?? ""))
+          fake.held.push(call)
+          hold.onHeld()
+          return
+        }
         const next = fake.script.length > 0 ? fake.script.shift() : fake.fallback
         if (next === "drop") {
           req.socket.destroy()
