@@ -18,8 +18,9 @@ import {
 import * as AuditKeys from "./AuditKeys.js"
 import * as AuditSink from "./AuditSink.js"
 import * as CheckpointCodec from "./internal/checkpoint.js"
-import { fastLinkBytes, type Link, parseLine, readLine } from "./internal/record.js"
+import { parseStored, readLine } from "./internal/record.js"
 import { ulidTime } from "./internal/ulid.js"
+import { NextRecord } from "./internal/verifyLine.js"
 
 /**
  * Filters for `query`. All given filters must match. `from` is inclusive, `to` exclusive
@@ -186,30 +187,54 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
         note(0, "checkpoint-mismatch", "checkpoint at seq 0 is not the genesis hash")
       }
 
+      // checkpointed seqs in order: the fast path stops at each to compare the hash
+      const signedSeqs = [...expected.keys()].filter((seq) => seq > 0).sort((a, b) => a - b)
+      let signedAt = 0
+
       let prevSeq = 0
-      let prevHash = GENESIS_HASH
       let records = 0
       let broken = false
       // a record with a later seq than expected: a gap, unless the next record is the
       // expected one (then the two were swapped)
       let ahead: number | undefined
-      const streamBytes = Buffer.from(`${stream}"`, "latin1")
+      // the chain's head (the last good record's hash) and the fast path (ADR 0034)
+      const next = new NextRecord(stream, GENESIS_HASH)
       yield* Stream.runForEach(sink.bytes(stream), (chunk) =>
         Effect.sync(() => {
           if (broken) return
           const buffer = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
-          let start = 0
-          while (start < buffer.length) {
-            let end = buffer.indexOf(10, start)
-            if (end < 0) end = buffer.length
-            const lineStart = start
-            start = end + 1
-            const seq = prevSeq + 1
-            let link: Link | undefined = fastLinkBytes(buffer, lineStart, end, streamBytes, stream, prevHash)
-            if (link === undefined) {
-              const parsed = parseLine(buffer.toString("utf8", lineStart, end))
+          next.chunk(buffer)
+          try {
+            let start = 0
+            while (start < buffer.length) {
+              if (ahead === undefined) {
+                // the fast path: canonical lines of the expected records (hash, prevHash, seq
+                // and stream hold), up to the next checkpointed seq
+                while (signedAt < signedSeqs.length && signedSeqs[signedAt]! <= prevSeq) signedAt++
+                const until = signedAt < signedSeqs.length ? signedSeqs[signedAt]! : Number.MAX_SAFE_INTEGER
+                const accepted = next.run(start, prevSeq + 1, until)
+                if (accepted > 0) {
+                  prevSeq += accepted
+                  records += accepted
+                  start = next.position
+                  if (prevSeq === until && expected.get(until) !== next.prevHash()) {
+                    note(until, "checkpoint-mismatch", "record differs from the signed checkpoint")
+                    broken = true
+                    return
+                  }
+                  continue
+                }
+              }
+              const seq = prevSeq + 1
+              // the full path: decode the line, then accept it or classify the break
+              let end = buffer.indexOf(10, start)
+              if (end < 0) end = buffer.length
+              const parsed = parseStored(buffer.subarray(start, end))
+              start = end + 1
               if (ahead !== undefined) {
-                note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
+                if (parsed._tag === "Ok" && parsed.event.seq === seq)
+                  note(seq, "out-of-order", `seq ${ahead} comes before seq ${seq}`)
+                else note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
                 broken = true
                 return
               }
@@ -218,30 +243,31 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
                 broken = true
                 return
               }
-              link = parsed.event
+              const link = parsed.event
+              if (link.stream !== stream) {
+                note(seq, "wrong-stream", "record names another stream")
+              } else if (link.seq > seq) {
+                ahead = link.seq
+                continue
+              } else if (link.seq < seq) {
+                note(seq, "out-of-order", `expected seq ${seq}, found ${link.seq}`)
+              } else if (link.prevHash !== next.prevHash()) {
+                note(seq, "bad-prev-hash", "prevHash is not the previous record's hash")
+              } else if (expected.has(seq) && expected.get(seq) !== link.hash) {
+                note(seq, "checkpoint-mismatch", "record differs from the signed checkpoint")
+              } else {
+                // a valid record the fast path does not read (e.g. a \u escape): same checks
+                prevSeq = seq
+                next.setPrevHash(link.hash)
+                records++
+                continue
+              }
+              broken = true
+              return
             }
-            if (ahead !== undefined) {
-              if (link.seq === seq) note(seq, "out-of-order", `seq ${ahead} comes before seq ${seq}`)
-              else note(seq, "gap", `expected seq ${seq}, found ${ahead}`)
-            } else if (link.stream !== stream) {
-              note(seq, "wrong-stream", "record names another stream")
-            } else if (link.seq > seq) {
-              ahead = link.seq
-              continue
-            } else if (link.seq < seq) {
-              note(seq, "out-of-order", `expected seq ${seq}, found ${link.seq}`)
-            } else if (link.prevHash !== prevHash) {
-              note(seq, "bad-prev-hash", "prevHash is not the previous record's hash")
-            } else if (expected.has(seq) && expected.get(seq) !== link.hash) {
-              note(seq, "checkpoint-mismatch", "record differs from the signed checkpoint")
-            } else {
-              prevSeq = seq
-              prevHash = link.hash
-              records++
-              continue
-            }
-            broken = true
-            return
+          } finally {
+            // the sink may reuse the buffer for the next chunk
+            next.endChunk()
           }
         })
       ).pipe(Effect.mapError(sinkUnavailable))
@@ -249,6 +275,7 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
         note(prevSeq + 1, "gap", `expected seq ${prevSeq + 1}, found ${ahead}`)
         broken = true
       }
+      const prevHash = next.prevHash()
 
       let checkpointSeq: number | undefined
       let final: Checkpoint | undefined

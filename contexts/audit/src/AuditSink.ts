@@ -59,8 +59,9 @@ export interface AuditSinkShape {
   readonly scan: (stream: string, from: number) => Stream.Stream<StoredLine, AuditSinkError>
   /**
    * The records of a stream as UTF-8 bytes, newline-terminated lines, in order, in chunks
-   * that end on a line boundary (for `verify`, which hashes the bytes in place: each chunk is
-   * a fresh buffer the consumer may modify).
+   * that end on a line boundary (for `verify`, which reads and hashes the bytes in place).
+   * The consumer may modify a chunk while it holds it; a chunk is valid only until the next
+   * one is pulled (a sink may reuse its buffer), so a consumer must not keep it.
    */
   readonly bytes: (stream: string) => Stream.Stream<Uint8Array, AuditSinkError>
   /** Durably store a checkpoint line of a stream. */

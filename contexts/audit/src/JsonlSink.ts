@@ -77,6 +77,55 @@ const fsyncDir = async (dir: string) => {
   }
 }
 
+/** Bytes read from a segment at a time by `bytes` (plus any partial line carried over). */
+const READ_CHUNK = 1 << 20
+
+/**
+ * A segment's whole lines, read `READ_CHUNK` bytes at a time into two buffers used in turn:
+ * while the consumer holds one chunk the next is read into the other (see `AuditSink.bytes`:
+ * a chunk is valid until the next is pulled). Verifying a 64 MiB segment thus neither holds
+ * it in memory nor allocates per chunk, and reading overlaps hashing. Bytes after the last
+ * newline are a torn line, never a record: they are dropped.
+ */
+async function* segmentChunks(path: string, buffers: Array<Buffer>): AsyncGenerator<Uint8Array> {
+  const handle = await Fs.open(path, "r")
+  // fill buffers[k] after `carried` bytes already at its start
+  const fill = async (k: number, carried: number) => {
+    if (buffers[k]!.length < carried + READ_CHUNK) {
+      // a line longer than a chunk: grow, keeping the carried part
+      const grown = Buffer.allocUnsafe(carried + READ_CHUNK)
+      buffers[k]!.copy(grown, 0, 0, carried)
+      buffers[k] = grown
+    }
+    const { bytesRead } = await handle.read(buffers[k]!, carried, READ_CHUNK, null)
+    return bytesRead
+  }
+  let k = 0
+  let carried = 0
+  let pending = fill(k, 0)
+  try {
+    for (;;) {
+      const bytesRead = await pending
+      if (bytesRead === 0) return
+      const buffer = buffers[k]!
+      const filled = carried + bytesRead
+      const end = buffer.lastIndexOf(0x0a, filled - 1) + 1
+      // the partial last line goes to the front of the other buffer, which is read next
+      carried = filled - end
+      const other = 1 - k
+      if (buffers[other]!.length < carried + READ_CHUNK)
+        buffers[other] = Buffer.allocUnsafe(carried + READ_CHUNK)
+      buffer.copy(buffers[other]!, 0, end, filled)
+      pending = fill(other, carried)
+      if (end > 0) yield new Uint8Array(buffer.buffer, buffer.byteOffset, end)
+      k = other
+    }
+  } finally {
+    await pending.catch(() => 0) // a read still in flight when the consumer stops
+    await handle.close()
+  }
+}
+
 const writeAll = async (handle: Fs.FileHandle, buffer: Buffer) => {
   let offset = 0
   while (offset < buffer.length) {
@@ -287,18 +336,17 @@ export const make = (
         Stream.unwrap(
           checkId("bytes", stream).pipe(
             Effect.zipRight(attempt("bytes", () => segmentsOf(Path.join(dir, stream)))),
-            Effect.map((segments) =>
-              Stream.fromIterable(segments).pipe(
-                Stream.mapEffect((name) =>
-                  attempt("bytes", async () => {
-                    const content = await Fs.readFile(Path.join(dir, stream, name))
-                    // drop bytes after the last newline: a torn line, never a record
-                    return new Uint8Array(content.buffer, content.byteOffset, content.lastIndexOf(0x0a) + 1)
-                  })
-                ),
-                Stream.filter((chunk) => chunk.length > 0)
+            Effect.map((segments) => {
+              const buffers = [Buffer.alloc(0), Buffer.alloc(0)]
+              return Stream.fromIterable(segments).pipe(
+                Stream.flatMap((name) =>
+                  Stream.fromAsyncIterable(
+                    segmentChunks(Path.join(dir, stream, name), buffers),
+                    sinkError("bytes")
+                  )
+                )
               )
-            )
+            })
           )
         ),
       writeCheckpoint: (stream, _seq, line) =>

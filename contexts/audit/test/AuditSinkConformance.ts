@@ -1,3 +1,4 @@
+import * as Crypto from "node:crypto"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Schema, Stream } from "effect"
 import { AuditEvent, type Break } from "../src/AuditEvent.js"
@@ -167,6 +168,31 @@ export const conformance = (name: string, harness: Harness) =>
       )
     )
 
+    it.live("records only the full path reads (\\u escapes, non-ASCII keys) verify and chain", () =>
+      run(
+        Effect.gen(function* () {
+          const stream = yield* Effect.gen(function* () {
+            const log = yield* AuditLog.AuditLog
+            for (let i = 1; i <= 9; i++) {
+              const odd = i % 3 === 0 ? { reason: `bell \u0007 lone \ud800 ${i}`, details: { é: i } } : {}
+              yield* log.append({ ...input(i), ...odd })
+            }
+            return yield* log.stream
+          }).pipe(Effect.provide(AuditLog.layerWith({ instanceId: "conf" })))
+          const report = yield* (yield* reader).verify()
+          assert.isTrue(report.ok, JSON.stringify(report.firstBreak))
+          assert.strictEqual(report.streams[0]!.lastSeq, 9)
+          assert.isTrue(report.streams[0]!.sealed)
+          const t = yield* SinkTamper
+          const lines = [...(yield* t.lines(stream))]
+          assert.include(lines[5]!, "\\u0007")
+          lines[5] = lines[5]!.replace('"outcome":"success"', '"outcome":"denied"')
+          yield* t.setLines(stream, lines)
+          expectBreak(yield* firstBreak, 6, "hash-mismatch")
+        })
+      )
+    )
+
     describe("tampering is detected at the right seq", () => {
       const tamper = (
         edit: (lines: Array<string>) => Array<string>,
@@ -268,6 +294,63 @@ export const conformance = (name: string, harness: Harness) =>
             })
           },
           { seq: 10, reason: "checkpoint-mismatch" }
+        )
+      )
+
+      // the line must be the canonical line of its content (ADR 0034), not just JSON that
+      // decodes to content with the right hash, nor bytes that hash to the stored hash
+      it.live("a record reformatted, its content unchanged", () =>
+        tamper(
+          (lines) => {
+            lines[4] = lines[4]!.replace('"outcome":"success"', '"outcome": "success"')
+            return lines
+          },
+          { seq: 5, reason: "hash-mismatch" }
+        )
+      )
+
+      it.live("a record with its members in another order", () =>
+        tamper(
+          (lines) => {
+            lines[4] = JSON.stringify(parse(lines[4]!))
+            return lines
+          },
+          { seq: 5, reason: "hash-mismatch" }
+        )
+      )
+
+      it.live("a record with a duplicate member", () =>
+        tamper(
+          (lines) => {
+            lines[2] = lines[2]!.replace(',"wallet":"w1"}', ',"wallet":"w1","wallet":"w1"}')
+            return lines
+          },
+          { seq: 3, reason: "hash-mismatch" }
+        )
+      )
+
+      it.live("a record whose hash was recomputed over non-canonical bytes", () =>
+        tamper(
+          (lines) => {
+            const body = `{${lines[6]!.slice(75)}`.replace('"outcome":"success"', '"outcome": "denied"')
+            lines[6] = `{"hash":"${Crypto.hash("sha256", body, "hex")}",${body.slice(1)}`
+            return lines
+          },
+          { seq: 7, reason: "hash-mismatch" }
+        )
+      )
+
+      it.live("a record with a member the event does not have, re-hashed", () =>
+        tamper(
+          (lines) => {
+            const { hash: _hash, ...rest } = parse(lines[6]!)
+            const sealed = seal(rest)
+            lines[6] = sealed.line.replace(',"wallet":"w1"}', ',"wallet":"w1","zz":1}')
+            const body = `{${lines[6].slice(75)}`
+            lines[6] = `{"hash":"${Crypto.hash("sha256", body, "hex")}",${body.slice(1)}`
+            return lines
+          },
+          { seq: 7, reason: "unparsable" }
         )
       )
 

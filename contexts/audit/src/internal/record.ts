@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer"
 import * as Crypto from "node:crypto"
 import { Either, Schema } from "effect"
 import { AuditEvent, type BreakReason, GENESIS_HASH } from "../AuditEvent.js"
@@ -61,81 +62,30 @@ export interface Link {
   readonly stream: string
 }
 
-const PREFIX = '{"hash":"'
-
-const PREFIX_BYTES = Buffer.from(PREFIX, "latin1")
-const PREV_HASH = Buffer.from('"prevHash":"', "latin1")
-const SEQ = Buffer.from('"seq":', "latin1")
-const STREAM = Buffer.from('"stream":"', "latin1")
-
-/**
- * `fastLink` over the bytes `[start, end)` of a buffer of lines, hashing in place: the `,`
- * after the hash member is briefly replaced by `{` so the hash input is a view, not a copy.
- * `stream` is the expected stream id: a mismatch is reported as `stream: ""`.
- * `expectedPrevHash` is compared in place (the common case allocates nothing).
- */
-export const fastLinkBytes = (
-  buffer: Buffer,
-  start: number,
-  end: number,
-  stream: Buffer,
-  streamId: string,
-  expectedPrevHash: string
-): Link | undefined => {
-  if (end - start < 120 || buffer[start + 73] !== 34 || buffer[start + 74] !== 44) return undefined
-  for (let i = 0; i < 9; i++) if (buffer[start + i] !== PREFIX_BYTES[i]) return undefined
-  buffer[start + 74] = 123
-  const computed = Crypto.hash("sha256", buffer.subarray(start + 74, end), "hex")
-  buffer[start + 74] = 44
-  for (let i = 0; i < 64; i++) if (computed.charCodeAt(i) !== buffer[start + 9 + i]) return undefined
-  // scanning back from the end: "stream":" then "seq": then "prevHash":" (canonical order)
-  const st = lastIndexOfBytes(buffer, STREAM, end, start + 75)
-  const s = lastIndexOfBytes(buffer, SEQ, st, start + 75)
-  const p = lastIndexOfBytes(buffer, PREV_HASH, s, start + 75)
-  if (p < 0 || s < 0 || st < 0) return undefined
-  let seq = 0
-  for (let i = s + 6; i < end; i++) {
-    const c = buffer[i]!
-    if (c < 48 || c > 57) break
-    seq = seq * 10 + (c - 48)
-  }
-  let sameStream = st + 10 + stream.length <= end
-  for (let i = 0; sameStream && i < stream.length; i++) sameStream = buffer[st + 10 + i] === stream[i]
-  // prevHash: compared in place with the expected one; read out only when it differs
-  let samePrev = true
-  for (let i = 0; samePrev && i < 64; i++) samePrev = expectedPrevHash.charCodeAt(i) === buffer[p + 12 + i]
-  const prevHash = samePrev ? expectedPrevHash : buffer.toString("latin1", p + 12, p + 76)
-  return { seq, hash: computed, prevHash, stream: sameStream ? streamId : "" }
-}
-
-/** Last start of `needle` that begins before `before` and at or after `floor`, or -1. */
-const lastIndexOfBytes = (buffer: Buffer, needle: Buffer, before: number, floor: number): number => {
-  if (before < 0) return -1
-  const first = needle[0]!
-  const length = needle.length
-  outer: for (let i = before - length; i >= floor; i--) {
-    if (buffer[i] !== first) continue
-    for (let j = 1; j < length; j++) if (buffer[i + j] !== needle[j]) continue outer
-    return i
-  }
-  return -1
-}
-
 const decodeEvent = Schema.decodeUnknownEither(AuditEvent)
+const decodeStrict = Schema.decodeUnknownEither(AuditEvent, { onExcessProperty: "error" })
 
 export type Parsed =
   | { readonly _tag: "Ok"; readonly event: AuditEvent }
   | { readonly _tag: "Bad"; readonly reason: BreakReason; readonly message: string }
 
-/** Full path: parse, decode, and recompute the canonical hash. */
-export const parseLine = (line: string): Parsed => {
+/**
+ * The definition of a valid stored record (ADR 0031, ADR 0034), for `verify`: the bytes are
+ * UTF-8 and JSON; the value is an audit event with no other members; the canonical JSON of
+ * the event without `hash` hashes to `hash`; and the line is exactly the stored form of that
+ * canonical JSON (`{"hash":"<hash>",` then its members) — no whitespace, reordering,
+ * duplicate member or other encoding of the same content.
+ */
+export const parseStored = (bytes: Uint8Array): Parsed => {
+  if (!isUtf8(bytes)) return { _tag: "Bad", reason: "unparsable", message: "record is not UTF-8" }
+  const line = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("utf8")
   let json: unknown
   try {
     json = JSON.parse(line)
   } catch {
     return { _tag: "Bad", reason: "unparsable", message: "record is not JSON" }
   }
-  const decoded = decodeEvent(json)
+  const decoded = decodeStrict(json)
   if (Either.isLeft(decoded)) {
     return { _tag: "Bad", reason: "unparsable", message: "record is not an audit event" }
   }
@@ -145,6 +95,13 @@ export const parseLine = (line: string): Parsed => {
   )
   if (Either.isLeft(computed) || sha256Hex(computed.right) !== event.hash) {
     return { _tag: "Bad", reason: "hash-mismatch", message: "record content does not match its hash" }
+  }
+  if (line !== `{"hash":"${event.hash}",${computed.right.slice(1)}`) {
+    return {
+      _tag: "Bad",
+      reason: "hash-mismatch",
+      message: "record is not in canonical form: its bytes are not the bytes its hash covers"
+    }
   }
   return { _tag: "Ok", event }
 }
