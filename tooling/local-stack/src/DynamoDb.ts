@@ -241,19 +241,52 @@ export const use = <A>(
   operation: string,
   f: (client: DynamoDBClient, signal: AbortSignal) => Promise<A>
 ): Effect.Effect<A, StoreError.StoreFailure, DynamoDb> =>
-  Effect.flatMap(DynamoDb, ({ client, timeout }) => {
-    // The deadline is an AbortSignal the SDK honours (real time, no extra fiber per call).
-    const deadline = AbortSignal.timeout(Duration.toMillis(timeout))
-    return Effect.tryPromise({
-      try: (signal) => f(client, AbortSignal.any([signal, deadline])),
-      catch: (error) => error
-    }).pipe(
-      Effect.catchAll((error) =>
-        deadline.aborted
+  Effect.flatMap(DynamoDb, (shape) => useWith(shape, operation, f))
+
+/**
+ * {@link use} with the service already in hand, for adapters that resolved `DynamoDb` when
+ * they were built: no service lookup and no context to provide per call.
+ *
+ * One `AbortController` per call serves both the deadline (a plain timer, cleared as soon as
+ * the call settles) and interruption of the calling fiber. The previous form, an
+ * `AbortSignal.timeout` plus `AbortSignal.any` per call, left a 5-second timer running after
+ * every call and showed up in the vault's read-path profile (decisions/0023).
+ */
+export const useWith = <A>(
+  shape: DynamoDbShape,
+  operation: string,
+  f: (client: DynamoDBClient, signal: AbortSignal) => Promise<A>
+): Effect.Effect<A, StoreError.StoreFailure> =>
+  Effect.async<A, StoreError.StoreFailure>((resume) => {
+    const controller = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      controller.abort()
+    }, Duration.toMillis(shape.timeout))
+    const settle = (error: unknown) => {
+      clearTimeout(timer)
+      resume(
+        timedOut
           ? Effect.fail(new StoreError.StoreUnavailable({ operation, reason: "Timeout" }))
           : StoreError.fromSdk(operation)(error)
       )
-    )
+    }
+    let promise: Promise<A>
+    try {
+      promise = f(shape.client, controller.signal)
+    } catch (error) {
+      settle(error)
+      return
+    }
+    promise.then((a) => {
+      clearTimeout(timer)
+      resume(Effect.succeed(a))
+    }, settle)
+    return Effect.sync(() => {
+      clearTimeout(timer)
+      controller.abort()
+    })
   })
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import {
   PutItemCommand
 } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option, Redacted } from "effect"
 import { DynamoDb, StoreError } from "../src/index.js"
 
 const vaultSpec: DynamoDb.TableSpec = { table: "vault", partitionKey: "PK", sortKey: "SK" }
@@ -156,6 +156,43 @@ describe("client layers", () => {
         ).pipe(Layer.provide(DynamoDb.layerEmbedded()))
       )
     )
+  )
+
+  it.effect("interrupting the calling fiber aborts the call's signal", () =>
+    Effect.gen(function* () {
+      const shape = yield* DynamoDb.DynamoDb
+      let seen: AbortSignal | undefined
+      const fiber = yield* Effect.fork(
+        DynamoDb.useWith(shape, "Hangs", (_client, signal) => {
+          seen = signal
+          return new Promise<never>(() => {})
+        })
+      )
+      yield* Effect.yieldNow()
+      assert.isFalse(seen?.aborted)
+      yield* Fiber.interrupt(fiber)
+      assert.isTrue(seen?.aborted)
+    }).pipe(Effect.provide(DynamoDb.layerEmbedded()))
+  )
+
+  it.effect("useWith: a result, a synchronous throw and an SDK error each map like use", () =>
+    Effect.gen(function* () {
+      const shape = yield* DynamoDb.DynamoDb
+      const ok = yield* DynamoDb.useWith(shape, "Ok", (_client, signal) => Promise.resolve(signal.aborted))
+      assert.isFalse(ok)
+      const thrown = yield* Effect.flip(
+        DynamoDb.useWith(shape, "Throws", () => {
+          throw Object.assign(new Error("x"), { name: "ConditionalCheckFailedException" })
+        })
+      )
+      assert.deepStrictEqual(thrown, new StoreError.ConditionFailed({ operation: "Throws" }))
+      const rejected = yield* Effect.flip(
+        DynamoDb.useWith(shape, "Rejects", () =>
+          Promise.reject(Object.assign(new Error("x"), { name: "ThrottlingException" }))
+        )
+      )
+      assert.deepStrictEqual(rejected, new StoreError.Throttled({ operation: "Rejects" }))
+    }).pipe(Effect.provide(DynamoDb.layerEmbedded()))
   )
 
   it.effect("both signing modes talk to the embedded engine", () =>
