@@ -8,13 +8,26 @@
  *    vault get vs raw Query Limit 1
  *  - vault put (Query latest + seal + conditional PutItem) vs raw PutItem: reported
  *  - SigV4 vs the static local signer (decisions/0022), raw GetItem and vault get
+ *  - DynamoDB calls per operation (counted after the timed rounds, by a middleware on the same
+ *    client) and the DEK cache's hits and misses, so a ratio is read together with what the
+ *    operation actually sent and whether its envelope was opened with a cached key
  *
- *   pnpm bench            table on stderr
- *   pnpm bench --json     rows {figure, unit, value, baseline, ratio, target, met} on stdout
- *   BENCH_SECONDS=3       measured time per variant (default 2 s), split over BENCH_ROUNDS
- *   BENCH_ROUNDS=5        interleaved rounds (default 5)
+ * Both variants of a pair read the same item (wallet `bench`, `openrouter/api-key` v1, one
+ * version) through the same client with `ConsistentRead`, warmed up alike. By default the
+ * engine runs in this process, so CPU time covers client and engine together — the cost of
+ * the embedded deployment, where an engine-side difference (dynalite's Query is dearer than
+ * its GetItem) counts. `BENCH_ENGINE=process` starts the engine in a child process
+ * (`bench/engine.ts`): CPU time is then the client side only, as against a remote DynamoDB.
+ *
+ *   pnpm bench                 table on stderr
+ *   pnpm bench --json          rows {figure, unit, value, baseline, ratio, target, met} on stdout
+ *   BENCH_SECONDS=3            measured time per variant (default 2 s), split over BENCH_ROUNDS
+ *   BENCH_ROUNDS=5             interleaved rounds (default 5)
+ *   BENCH_ENGINE=process       engine in a child process (default: in this process)
  */
 
+import { type ChildProcess, fork } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { DekCache, KeyProvider } from "@aap/key-custody"
 import { DynamoDb } from "@aap/local-stack"
 import { GetItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb"
@@ -24,6 +37,7 @@ import { SecretStore } from "../src/index.js"
 const json = process.argv.includes("--json")
 const seconds = Number(process.env.BENCH_SECONDS ?? "2")
 const rounds = Number(process.env.BENCH_ROUNDS ?? "5")
+const engineMode = process.env.BENCH_ENGINE === "process" ? "process" : "in-process"
 const value = Redacted.make("sk-or-v1-".padEnd(256, "x"))
 
 const log = (s: string) => {
@@ -54,18 +68,33 @@ const median = (xs: ReadonlyArray<number>): number => {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
 }
 
+/** dynalite in a child process (`bench/engine.ts`); resolves with its endpoint. */
+const childEngine = (): Promise<{ readonly endpoint: string; readonly child: ChildProcess }> =>
+  new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(new URL("./engine.ts", import.meta.url)), {
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "ignore", "inherit", "ipc"]
+    })
+    child.once("message", (endpoint) => resolve({ endpoint: String(endpoint), child }))
+    child.once("exit", (code) => reject(new Error(`engine process exited (${code})`)))
+  })
+
 const setup = async (signing: "sigv4" | "static-local") => {
+  const engine = engineMode === "process" ? await childEngine() : undefined
+  const client =
+    engine === undefined
+      ? DynamoDb.layerEmbedded({ signing })
+      : DynamoDb.layerEndpoint({
+          endpoint: engine.endpoint,
+          credentials: { accessKeyId: "aap-local", secretAccessKey: Redacted.make("aap-local") },
+          signing
+        })
   const layer = SecretStore.layerDynamoDb.pipe(
-    Layer.provideMerge(
-      Layer.merge(
-        DynamoDb.layerEmbedded({ signing }),
-        DekCache.layer().pipe(Layer.provide(KeyProvider.layerMemory))
-      )
-    )
+    Layer.provideMerge(Layer.merge(client, DekCache.layer().pipe(Layer.provide(KeyProvider.layerMemory))))
   )
   const runtime = ManagedRuntime.make(layer)
-  const { store, db } = await runtime.runPromise(
-    Effect.all({ store: SecretStore.SecretStore, db: DynamoDb.DynamoDb })
+  const { store, db, dekCache } = await runtime.runPromise(
+    Effect.all({ store: SecretStore.SecretStore, db: DynamoDb.DynamoDb, dekCache: DekCache.DekCache })
   )
   await runtime.runPromise(store.put("bench", "openrouter/api-key", value))
   const key = { PK: { S: "wallet#bench" }, SK: { S: "secret#openrouter/api-key#v000000001" } }
@@ -94,7 +123,33 @@ const setup = async (signing: "sigv4" | "static-local") => {
       ),
     vaultPut: () => runtime.runPromise(store.put("bench-put", `put/${n++ % 64}`, value))
   }
-  return { ops, dispose: () => runtime.dispose() }
+  /** DynamoDB requests `op` sends, averaged over `times` calls (outside the timed rounds). */
+  const callsPer = async (op: () => Promise<unknown>, times = 20): Promise<number> => {
+    let calls = 0
+    db.client.middlewareStack.add(
+      (next) => (args) => {
+        calls++
+        return next(args)
+      },
+      { step: "initialize", name: "benchCallCounter" }
+    )
+    try {
+      for (let i = 0; i < times; i++) await op()
+    } finally {
+      db.client.middlewareStack.remove("benchCallCounter")
+    }
+    return calls / times
+  }
+  const dekStats = () => runtime.runPromise(dekCache.stats)
+  return {
+    ops,
+    callsPer,
+    dekStats,
+    dispose: async () => {
+      await runtime.dispose()
+      engine?.child.kill()
+    }
+  }
 }
 
 const main = async () => {
@@ -120,6 +175,13 @@ const main = async () => {
   const perRound = (seconds * 1000) / rounds
   for (let round = 0; round < rounds; round++) {
     for (const name of names) samples.get(name)!.push(await rate(variants[name], perRound))
+  }
+  const dek = { sigv4: await sig.dekStats(), "static-local": await local.dekStats() }
+  const calls = {
+    "raw GetItem": await local.callsPer(local.ops.rawGet),
+    "raw Query Limit 1": await local.callsPer(local.ops.rawQuery),
+    "vault get (latest)": await local.callsPer(local.ops.vaultGet),
+    "vault put": await local.callsPer(local.ops.vaultPut)
   }
   await sig.dispose()
   await local.dispose()
@@ -177,15 +239,27 @@ const main = async () => {
       null
     )
   ]
+  const callRows = Object.entries(calls).map(([figure, value]) => ({
+    figure: `${figure}: DynamoDB calls per operation`,
+    unit: "DynamoDB calls per op",
+    value,
+    baseline: null,
+    ratio: null,
+    target: null,
+    met: null
+  }))
   if (json) {
-    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`)
+    process.stdout.write(`${JSON.stringify([...rows, ...callRows], null, 2)}\n`)
   } else {
-    log(
-      `load average ${(await import("node:os"))
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(" ")}`
-    )
+    const where =
+      engineMode === "process"
+        ? "in a child process (CPU: client only)"
+        : "in this process (CPU: client + engine)"
+    const load = (await import("node:os"))
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ")
+    log(`load average ${load}; engine ${where}`)
     for (const name of names) {
       log(
         `${name.padEnd(34)} ${Math.round(m(name)).toString().padStart(6)} ops/CPU-s ${Math.round(wall(name)).toString().padStart(6)} ops/s wall`
@@ -197,6 +271,15 @@ const main = async () => {
         `${r.figure.padEnd(66)} ${String(r.value).padStart(6)} / ${String(r.baseline).padStart(6)} = ${r.ratio.toFixed(3)}` +
           (r.target === null ? "" : `  target ≥ ${r.target} ${r.met ? "met" : "NOT MET"}`)
       )
+    }
+    log("")
+    log(
+      `DynamoDB calls per operation: ${Object.entries(calls)
+        .map(([name, n]) => `${name} ${n}`)
+        .join(", ")}`
+    )
+    for (const [signing, stats] of Object.entries(dek)) {
+      log(`DEK cache (${signing}): ${stats.hits} hits, ${stats.misses} misses, ${stats.entries} entries`)
     }
   }
 }

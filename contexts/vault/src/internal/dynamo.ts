@@ -64,14 +64,13 @@ const itemToRow = (item: Item, wallet: string, name: string, version: number): R
 const versionOfSortKey = (sk: string): number => Number(sk.slice(sk.lastIndexOf("#v") + 2))
 
 export const makeDynamoBackend = Effect.gen(function* () {
-  const { tables } = yield* DynamoDb.DynamoDb
-  const context = yield* Effect.context<DynamoDb.DynamoDb>()
-  const TableName = tables.vault
+  const db = yield* DynamoDb.DynamoDb
+  const TableName = db.tables.vault
 
   const query = (operation: string, input: Omit<QueryCommandInput, "TableName">) =>
-    DynamoDb.use(operation, (client, signal) =>
+    DynamoDb.useWith(db, operation, (client, signal) =>
       client.send(new QueryCommand({ TableName, ConsistentRead: true, ...input }), { abortSignal: signal })
-    ).pipe(Effect.mapError(readError), Effect.provide(context))
+    ).pipe(Effect.mapError(readError))
 
   const backend: Backend = {
     latest: (wallet, name) =>
@@ -89,7 +88,7 @@ export const makeDynamoBackend = Effect.gen(function* () {
       ),
 
     at: (wallet, name, version) =>
-      DynamoDb.use("GetItem", (client, signal) =>
+      DynamoDb.useWith(db, "GetItem", (client, signal) =>
         client.send(
           new GetItemCommand({
             TableName,
@@ -102,8 +101,7 @@ export const makeDynamoBackend = Effect.gen(function* () {
         Effect.mapError(readError),
         Effect.map((out) =>
           Option.map(Option.fromNullable(out.Item), (item) => itemToRow(item, wallet, name, version))
-        ),
-        Effect.provide(context)
+        )
       ),
 
     deletedAfter: (wallet, name, version) =>
@@ -130,7 +128,7 @@ export const makeDynamoBackend = Effect.gen(function* () {
       }),
 
     insert: (row) =>
-      DynamoDb.use("PutItem", (client, signal) =>
+      DynamoDb.useWith(db, "PutItem", (client, signal) =>
         client.send(
           new PutItemCommand({
             TableName,
@@ -158,7 +156,7 @@ export const makeDynamoBackend = Effect.gen(function* () {
           }),
           { abortSignal: signal }
         )
-      ).pipe(Effect.asVoid, Effect.mapError(toBackendError), Effect.provide(context)),
+      ).pipe(Effect.asVoid, Effect.mapError(toBackendError)),
 
     scan: (wallet) =>
       Effect.gen(function* () {
