@@ -161,8 +161,8 @@ function string(b: Uint8Array, d: DataView, i: number): number {
 }
 
 /**
- * A plain key at `i` (opening quote; printable ASCII, no escapes, so byte order is UTF-16
- * code unit order): the index of its closing quote, or -1.
+ * A plain key at `i` (opening quote; ASCII from 0x20, no `"`, no `\`: no escapes, so byte
+ * order is UTF-16 code unit order): the index of its closing quote, or -1.
  */
 function plainKey(b: Uint8Array, i: number): number {
   if (b[i] !== 34) return -1
