@@ -137,7 +137,10 @@ export const make: Effect.Effect<
   const seen = HighWater.make({ maxEntries: 200_000 })
   const note = (s: Session) => seen.note(pk(s.id), s.version, DateTime.toEpochMillis(s.expiresAt))
 
-  const read = (item: Store.Item): Effect.Effect<Session, Tampered> =>
+  // `consistent`: the item came from a strongly consistent GetItem. Index queries are eventually
+  // consistent on DynamoDB (a GSI may still hold the version before our own last write), so
+  // only consistent reads are held against the high-water mark.
+  const read = (item: Store.Item, consistent = false): Effect.Effect<Session, Tampered> =>
     Effect.gen(function* () {
       const ok = yield* Integrity.verify(KIND, item).pipe(Effect.provide(context))
       if (!ok) return yield* tampered(item)
@@ -149,7 +152,7 @@ export const make: Effect.Effect<
       ) {
         return yield* tampered(item)
       }
-      if (seen.isRollback(item.pk, item.version)) {
+      if (consistent && seen.isRollback(item.pk, item.version)) {
         return yield* new Tampered({
           message: `stored item ${item.pk} is older than a version this broker has seen (rolled back)`,
           kind: "session"
@@ -160,7 +163,10 @@ export const make: Effect.Effect<
     })
 
   const page = (p: Store.Page) =>
-    Effect.map(Effect.forEach(p.items, read), (sessions) => ({ sessions, cursor: p.cursor, read: p.read }))
+    Effect.map(
+      Effect.forEach(p.items, (i) => read(i)),
+      (sessions) => ({ sessions, cursor: p.cursor, read: p.read })
+    )
 
   const liveRange = (prefix: string, now: DateTime.Utc): Store.Range => ({
     _tag: "Between",
@@ -180,7 +186,7 @@ export const make: Effect.Effect<
       ),
     get: (id) =>
       Effect.flatMap(store.get(pk(id), KIND), (item) =>
-        Option.match(item, { onNone: () => Effect.succeedNone, onSome: (i) => Effect.asSome(read(i)) })
+        Option.match(item, { onNone: () => Effect.succeedNone, onSome: (i) => Effect.asSome(read(i, true)) })
       ),
     save: (s, expectedVersion) =>
       Effect.flatMap(sign(s), (item) => store.put(item, Store.atVersion(expectedVersion))).pipe(
@@ -234,7 +240,7 @@ export const make: Effect.Effect<
               limit: limit - out.length,
               cursor
             })
-            out.push(...(yield* Effect.forEach(p.items, read)))
+            out.push(...(yield* Effect.forEach(p.items, (i) => read(i))))
             cursor = Option.getOrUndefined(p.cursor)
           } while (cursor !== undefined && out.length < limit)
           if (out.length >= limit) break
