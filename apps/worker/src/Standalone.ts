@@ -93,7 +93,7 @@ const jobs = (
 }
 
 /**
- * The jobs in the embedded broker's process, over the broker's own services (`aap serve`
+ * The jobs in the embedded broker's process, over the broker's own services and its catalog (`aap serve`
  * passes this as the broker's background work). The worker's metrics and status are not
  * served there (`aap worker` serves them); its log lines and audit records are the same.
  *
@@ -101,8 +101,7 @@ const jobs = (
  * @category layers
  */
 export const layerInProcess = (
-  config: WorkerConfig.StandaloneConfig,
-  catalog: Catalog.Catalog
+  config: WorkerConfig.StandaloneConfig
 ): Layer.Layer<
   never,
   never,
@@ -112,8 +111,13 @@ export const layerInProcess = (
   | Provisioner.Provisioner
   | DeliveryPorts.Secrets
 > =>
+  // The catalog the broker already loaded (no second read of the file).
   Layer.scopedDiscard(
-    Layer.build(jobs(config, catalog).pipe(Layer.provide(UpstreamRevocation.layerCoordination)))
+    Effect.flatMap(CurrentCatalog.CurrentCatalog, (current) => current.get).pipe(
+      Effect.flatMap((catalog) =>
+        Layer.build(jobs(config, catalog).pipe(Layer.provide(UpstreamRevocation.layerCoordination)))
+      )
+    )
   )
 
 /**

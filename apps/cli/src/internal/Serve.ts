@@ -8,9 +8,7 @@
  * re-wrap, audit verification and, with `AAP_AUDIT_BUCKET`, checkpoints and shipping).
  */
 import { Broker, BrokerConfig } from "@aap/broker"
-import { CatalogFile } from "@aap/catalog"
 import { Standalone, WorkerConfig } from "@aap/worker"
-import { NodeFileSystem } from "@effect/platform-node"
 import { Data, Effect } from "effect"
 
 export class ServeError extends Data.TaggedError("ServeError")<{ readonly message: string }> {}
@@ -31,17 +29,10 @@ const background = (config: BrokerConfig.BrokerConfigShape) =>
     const worker = yield* WorkerConfig.fromEnv.pipe(
       Effect.mapError((e) => new ServeError({ message: `invalid worker configuration: ${e.message}` }))
     )
-    // The worker's jobs read the catalog file the broker loads (the same path).
-    const catalog = yield* CatalogFile.load(config.catalogPath).pipe(
-      Effect.provide(NodeFileSystem.layer),
-      Effect.mapError(
-        () => new ServeError({ message: `cannot load the catalog ${config.catalogPath} for the worker` })
-      )
-    )
     // On one machine without AWS credentials the STS deny list cannot reach IAM: with `auto`,
     // the job is left out (its "not configured" line says so) rather than failing every run.
     const stsDeny = worker.stsDeny === "auto" && !awsCredentialsConfigured() ? "off" : worker.stsDeny
-    return Standalone.layerInProcess({ ...worker, stsDeny, catalogPath: config.catalogPath }, catalog)
+    return Standalone.layerInProcess({ ...worker, stsDeny, catalogPath: config.catalogPath })
   })
 
 export const serve: Effect.Effect<never, ServeError> = Effect.gen(function* () {
