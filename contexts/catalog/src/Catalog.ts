@@ -271,7 +271,25 @@ export const BearerProxy = Schema.Struct({
       })
     )
   ),
-  methods: Schema.NonEmptyArray(HttpMethod)
+  methods: Schema.NonEmptyArray(HttpMethod),
+  /**
+   * Forward-proxy mode (`HTTPS_PROXY`, ADR 0081): extra `host:port` targets a session may open
+   * a blind CONNECT tunnel to (no key injected, bytes not inspected; audited once per tunnel).
+   * The upstream's own host is never listed here: it is intercepted or refused.
+   */
+  connect: Schema.optional(
+    Schema.Array(
+      Schema.String.pipe(
+        Schema.pattern(
+          /^(?=.{1,260}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*:[0-9]{1,5}$/,
+          {
+            message: (issue) =>
+              `expected a host:port CONNECT target such as api.github.com:443, got ${JSON.stringify(issue.actual)}`
+          }
+        )
+      )
+    ).pipe(Schema.maxItems(64))
+  )
 })
 export interface BearerProxy extends Schema.Schema.Type<typeof BearerProxy> {}
 

@@ -108,6 +108,20 @@ const expected: Record<string, ReadonlyArray<readonly [string, string, string]>>
       "the session policy can reach 5076 characters with the longest allowed "
     ]
   ],
+  "proxy-connect-bad": [
+    [
+      "20:19",
+      "capabilities[0].backing.proxy.connect[0]",
+      '"api.example.com:443" is the upstream\'s own host: CONNECT to it is interc'
+    ],
+    ["20:40", "capabilities[0].backing.proxy.connect[1]", "port 99999 is out of range; expected 1 to 65535"],
+    ["20:72", "capabilities[0].backing.proxy.connect[3]", 'duplicate CONNECT target "PyPI.org:443"'],
+    [
+      "20:86",
+      "capabilities[0].backing.proxy.connect[4]",
+      'expected a host:port CONNECT target such as api.github.com:443, got "e'
+    ]
+  ],
   "proxy-not-https": [
     [
       "16:19",

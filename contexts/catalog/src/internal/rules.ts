@@ -230,6 +230,54 @@ const checkCapability = (
   }
   if (isRecord(raw.backing) && raw.backing.type === "aws-sts")
     checkAwsSts(issues, [...base, "backing"], raw.backing)
+  if (isRecord(raw.backing) && raw.backing.type === "bearer-token" && isRecord(raw.backing.proxy))
+    checkProxyConnect(issues, [...base, "backing", "proxy"], raw.backing.proxy)
+}
+
+/**
+ * `proxy.connect` (ADR 0081): ports in range, no duplicates, and never the upstream's own
+ * host:port (that one is intercepted with the operator CA or refused; a blind tunnel to it
+ * would let the agent reach the upstream without the broker's key injection and allow-lists).
+ */
+const checkProxyConnect = (issues: Array<RuleIssue>, base: Path, proxy: Record<string, unknown>): void => {
+  if (!Array.isArray(proxy.connect)) return
+  let upstream: string | undefined
+  if (typeof proxy.upstream === "string") {
+    try {
+      const u = new URL(proxy.upstream)
+      upstream = `${u.hostname.toLowerCase()}:${u.port === "" ? 443 : u.port}`
+    } catch {
+      upstream = undefined
+    }
+  }
+  const seen = new Set<string>()
+  proxy.connect.forEach((entry, i) => {
+    if (typeof entry !== "string") return
+    const colon = entry.lastIndexOf(":")
+    const port = Number(entry.slice(colon + 1))
+    const target = `${entry.slice(0, colon).toLowerCase()}:${port}`
+    if (colon !== -1 && (!Number.isInteger(port) || port < 1 || port > 65535)) {
+      issues.push({
+        path: [...base, "connect", i],
+        message: `port ${entry.slice(colon + 1)} is out of range; expected 1 to 65535`
+      })
+      return
+    }
+    if (upstream !== undefined && target === upstream) {
+      issues.push({
+        path: [...base, "connect", i],
+        message: `${JSON.stringify(entry)} is the upstream's own host: CONNECT to it is intercepted with the operator CA (AAP_PROXY_CA_CERT) or refused, never tunnelled blind; remove it from connect`
+      })
+      return
+    }
+    if (seen.has(target)) {
+      issues.push({
+        path: [...base, "connect", i],
+        message: `duplicate CONNECT target ${JSON.stringify(entry)}`
+      })
+    }
+    seen.add(target)
+  })
 }
 
 /** Every semantic issue of a raw catalog document. */
