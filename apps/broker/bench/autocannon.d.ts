@@ -22,6 +22,8 @@ declare module "autocannon" {
       average: number
       p50: number
       p99: number
+      /** Requests: how many were answered over the run (absent on latency). */
+      total?: number
     }
     interface Result {
       requests: Histogram

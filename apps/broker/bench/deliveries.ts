@@ -8,7 +8,13 @@
  *   ... --duration 10 --profile                # seconds per run; CPU profile of the broker
  *
  * Each server runs in its own child process (the load generator stays out of its event loop);
- * RSS is the broker child's VmRSS sampled during the delivery run.
+ * RSS is the broker child's VmRSS sampled during the delivery run. CPU per request is the
+ * broker child's user+system CPU time over the run (from /proc) divided by the requests it
+ * answered: unlike req/s it hardly moves when other processes compete for the cores.
+ *
+ * The pair run is what `aap exec` does: request a session, take its credential, end the
+ * session (the agent revokes its own). At most `connections` sessions are live at a time, so
+ * the broker's live-session limit is set just above that (`AAP_MAX_LIVE_SESSIONS_PER_AGENT`).
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -58,6 +64,13 @@ const waitFor = async (url: string, ms = 60_000) => {
   }
 }
 
+/** User + system CPU seconds of a process so far (/proc/<pid>/stat, clock ticks of 10 ms). */
+const cpuOf = (pid: number): number => {
+  const stat = Fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 const rssOf = (pid: number): number => {
   const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
   const m = /VmRSS:\s+(\d+) kB/.exec(status)
@@ -71,6 +84,10 @@ interface Run {
   readonly errors: number
   readonly non2xx: number
   readonly rssMax?: number
+  /** Broker CPU milliseconds per answered request (when the pid is known). */
+  readonly cpuMsPerRequest?: number
+  /** Broker CPU seconds over wall seconds during the run (1 = one core busy all the time). */
+  readonly cpuShare?: number
 }
 
 const load = (opts: autocannon.Options, pid?: number): Promise<Run> =>
@@ -78,10 +95,20 @@ const load = (opts: autocannon.Options, pid?: number): Promise<Run> =>
     let rssMax = 0
     const timer =
       pid === undefined ? undefined : setInterval(() => (rssMax = Math.max(rssMax, rssOf(pid))), 250)
+    const cpu0 = pid === undefined ? 0 : cpuOf(pid)
+    const wall0 = performance.now()
     autocannon({ connections, duration, ...opts }, (err, result) => {
       if (timer) clearInterval(timer)
       if (err) return reject(err)
+      const cpu = pid === undefined ? 0 : cpuOf(pid) - cpu0
+      const wall = (performance.now() - wall0) / 1000
       resolve({
+        ...(pid === undefined
+          ? {}
+          : {
+              cpuMsPerRequest: (1000 * cpu) / Math.max(1, result.requests.total ?? 0),
+              cpuShare: cpu / wall
+            }),
         rps: result.requests.average,
         p50: result.latency.p50,
         p99: result.latency.p99,
@@ -140,7 +167,8 @@ const main = async () => {
         AAP_LISTEN: `127.0.0.1:${port}`,
         AAP_CATALOG: catalog,
         AAP_LOG_LEVEL: "info",
-        AAP_MAX_LIVE_SESSIONS_PER_AGENT: "1000000",
+        // the pair run holds at most one live session per connection
+        AAP_MAX_LIVE_SESSIONS_PER_AGENT: String(connections + 8),
         AAP_SESSION_REQUESTS_PER_MINUTE: "1000000"
       }
     }
@@ -172,10 +200,13 @@ const main = async () => {
   log("trivial HttpApi endpoint (GET /healthz on the broker) ...")
   const trivial = deliveriesOnly ? skipped : await load({ url: `${url}/healthz` }, broker.pid)
   log("audited deliveries (POST /v1/sessions/{id}/credentials, low-tier bearer-token) ...")
+  // CLOCK_MONOTONIC in µs, the clock of the .cpuprofile's timestamps: the summary covers this run only
+  const deliveriesFrom = Number(process.hrtime.bigint() / 1000n)
   const deliveries = await load(
     { url: `${url}${deliverPath}`, method: "POST", headers: agentHeaders, body: "{}" },
     broker.pid
   )
+  const deliveriesTo = Number(process.hrtime.bigint() / 1000n)
   const metricsText = await (await fetch(`${url}/metrics`)).text()
   const metric = (name: string) =>
     Number(
@@ -212,6 +243,16 @@ const main = async () => {
               onResponse: (status) => {
                 if (status === 200) pairs++
               }
+            },
+            {
+              // the agent ends its session, as `aap exec` does when CMD exits
+              method: "POST",
+              headers: agentHeaders,
+              body: "{}",
+              setupRequest: (req, context) => ({
+                ...req,
+                path: `/v1/sessions/${String(context.session)}/revoke`
+              })
             }
           ]
         },
@@ -287,7 +328,25 @@ const main = async () => {
       met: true
     },
     {
-      figure: "session request + delivery pairs/s",
+      figure: "broker CPU per delivery",
+      unit: "ms",
+      value: round3(deliveries.cpuMsPerRequest ?? Number.NaN),
+      baseline: round3(trivial.cpuMsPerRequest ?? Number.NaN),
+      ratio: round((deliveries.cpuMsPerRequest ?? Number.NaN) / (trivial.cpuMsPerRequest ?? Number.NaN)),
+      target: "report (baseline: per trivial request)",
+      met: true
+    },
+    {
+      figure: "broker CPU share during deliveries (1 = one core)",
+      unit: "cores",
+      value: round(deliveries.cpuShare ?? Number.NaN),
+      baseline: round(trivial.cpuShare ?? Number.NaN),
+      ratio: round((deliveries.cpuShare ?? Number.NaN) / (trivial.cpuShare ?? Number.NaN)),
+      target: "report (baseline: trivial run)",
+      met: true
+    },
+    {
+      figure: "session request + delivery pairs/s (request, deliver, end the session)",
       unit: "pairs/s",
       value: Math.round(pairsPerSecond),
       baseline: Math.round(deliveries.rps),
@@ -336,26 +395,39 @@ const main = async () => {
     for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`)
   } else {
     console.table(rows)
-    log(`pair run: ${pairRun.non2xx} non-2xx, ${pairRun.errors} errors`)
+    log(
+      `pair run: ${pairRun.non2xx} non-2xx, ${pairRun.errors} errors, ${round3(pairRun.cpuMsPerRequest ?? Number.NaN)} ms broker CPU per request`
+    )
   }
-  if (profile) summariseProfile(profDir)
+  if (profile) summariseProfile(profDir, deliveriesFrom, deliveriesTo)
 }
 
 const round = (n: number) => Math.round(n * 100) / 100
+const round3 = (n: number) => Math.round(n * 1000) / 1000
 
-/** Self time by function from the broker's .cpuprofile, top 25. */
-const summariseProfile = (dir: string) => {
-  const file = Fs.readdirSync(dir).find((f) => f.endsWith(".cpuprofile"))
+/** Self time by package and function from the broker's .cpuprofile during the delivery run, top 25. */
+const summariseProfile = (dir: string, from: number, to: number) => {
+  // the main thread's profile (tsx's loader thread writes a second, smaller one)
+  const file = Fs.readdirSync(dir)
+    .filter((f) => f.endsWith(".cpuprofile"))
+    .sort((a, b) => Fs.statSync(Path.join(dir, b)).size - Fs.statSync(Path.join(dir, a)).size)[0]
   if (!file) return log("no CPU profile written")
   const prof = JSON.parse(Fs.readFileSync(Path.join(dir, file), "utf8")) as {
     nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>
     samples: Array<number>
+    timeDeltas: Array<number>
+    startTime: number
   }
   const byId = new Map(prof.nodes.map((n) => [n.id, n]))
   const self = new Map<string, number>()
   const byPackage = new Map<string, number>()
-  for (const id of prof.samples) {
-    const n = byId.get(id)
+  let at = prof.startTime
+  let total = 0
+  for (let i = 0; i < prof.samples.length; i++) {
+    at += prof.timeDeltas[i] ?? 0
+    if (at < from || at > to) continue
+    total++
+    const n = byId.get(prof.samples[i] ?? -1)
     if (!n) continue
     const url = n.callFrame.url
     const pkg =
@@ -366,13 +438,12 @@ const summariseProfile = (dir: string) => {
     const key = `${n.callFrame.functionName || "(anonymous)"} ${url.split("/").slice(-2).join("/")}:${n.callFrame.lineNumber}`
     self.set(key, (self.get(key) ?? 0) + 1)
   }
-  const total = prof.samples.length
   const top = (m: Map<string, number>, k: number) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, k)
       .map(([name, n]) => ({ name, pct: round((100 * n) / total) }))
-  console.log("CPU self time by package (broker, whole run):")
+  console.log(`CPU self time by package (broker, during the delivery run: ${total} samples):`)
   console.table(top(byPackage, 15))
   console.log("CPU self time by function (top 25):")
   console.table(top(self, 25))
