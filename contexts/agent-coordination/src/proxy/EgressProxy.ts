@@ -89,6 +89,11 @@ export interface ProxyRequest {
   readonly method: string
   /** The raw path after `/v1/proxy/<session>`, without the query string. */
   readonly path: string
+  /**
+   * Forward-proxy mode (ADR 0081): `path` is the full upstream path the client sent inside an
+   * intercepted tunnel or in absolute form (base path included), matched as it is.
+   */
+  readonly upstreamPath?: boolean | undefined
   readonly headers: Readonly<Record<string, HeaderValue>>
 }
 
@@ -318,7 +323,10 @@ export const make: Effect.Effect<
       }
       const proxy = backing.proxy
       // 4. Path and method.
-      const decision = ProxyPolicy.decide(proxy, request.method, request.path)
+      const decision =
+        request.upstreamPath === true
+          ? ProxyPolicy.decideUpstream(proxy, request.method, request.path)
+          : ProxyPolicy.decide(proxy, request.method, request.path)
       if (Either.isLeft(decision)) {
         const refusal = decision.left
         switch (refusal._tag) {

@@ -202,6 +202,26 @@ export const decide = (
   return Either.right({ upstream, path, decodedPath })
 }
 
+/**
+ * Forward-proxy mode (ADR 0081): `rawPath` is already the full upstream path (base path
+ * included), as sent inside an intercepted tunnel; same traversal checks and allow-lists.
+ */
+export const decideUpstream = (
+  proxy: Catalog.BearerProxy,
+  method: string,
+  rawPath: string
+): Either.Either<Target, Refusal> => {
+  const checked = checkPath(rawPath)
+  if (Either.isLeft(checked)) return Either.left({ _tag: "BadPath", problem: checked.left })
+  const upstream = upstreamOf(proxy)
+  const path = checked.right.raw || "/"
+  const decodedPath = checked.right.decoded || "/"
+  if (!methodAllowed(proxy.methods, method)) return Either.left({ _tag: "MethodNotAllowed", method })
+  if (!pathAllowed(proxy.paths, decodedPath))
+    return Either.left({ _tag: "PathNotAllowed", path: decodedPath })
+  return Either.right({ upstream, path, decodedPath })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Headers
 // ---------------------------------------------------------------------------------------------
