@@ -204,23 +204,29 @@ export const makeHandler = (
       complete("error")
     }, headersTimeout)
 
-    req.on("data", (chunk: Buffer) => {
-      bytesIn += chunk.length
+    const overBudget = () =>
+      new EgressProxy.ProxyBudgetExceeded({
+        message: `the session moved its ${grant.budget.maxBytes} bytes`,
+        limit: "bytes",
+        used: grant.budget.usedBytes(),
+        budget: grant.budget.maxBytes
+      })
+    // Request body bytes count against the session's byte budget as they arrive; the chunk that
+    // would cross it is not forwarded, the upstream request is aborted and the agent gets 429
+    // (or, when the response already started, a cut stream). The rest of the body is discarded.
+    const onRequestData = (chunk: Buffer) => {
       if (!grant.budget.addBytes(chunk.length)) {
+        req.off("data", onRequestData)
         abort("budget:bytes")
-        status = 429
-        sendError(
-          res,
-          new EgressProxy.ProxyBudgetExceeded({
-            message: "the session moved its byte budget",
-            limit: "bytes",
-            used: bytesIn + bytesOut,
-            budget: 0
-          })
-        )
+        if (status === 0) status = 429
+        sendError(res, overBudget())
         complete("error")
+        req.resume()
+        return
       }
-    })
+      bytesIn += chunk.length
+    }
+    req.on("data", onRequestData)
     req.pipe(upReq)
     req.on("aborted", () => abort("client-aborted"))
 
@@ -249,14 +255,17 @@ export const makeHandler = (
       // A streamed response (no length) shows its headers at once; a sized one leaves with its body.
       if (upRes.headers["content-length"] === undefined) res.flushHeaders()
       upRes.on("data", (chunk: Buffer) => {
-        bytesOut += chunk.length
-        if (!res.write(chunk)) upRes.pause()
+        // The chunk that would cross the byte budget is not forwarded: the stream is cut there
+        // (no terminating chunk, so the agent sees it end early) and audited as `budget:bytes`.
         if (!grant.budget.addBytes(chunk.length)) {
-          reason = "budget:bytes"
+          reason ??= "budget:bytes"
           upRes.destroy()
           res.destroy()
           complete("error")
+          return
         }
+        bytesOut += chunk.length
+        if (!res.write(chunk)) upRes.pause()
       })
       res.on("drain", () => upRes.resume())
       upRes.on("end", () => {

@@ -75,6 +75,8 @@ export interface Upstream {
  * - `POST /api/v1/echo`: streams the request body back.
  * - `GET /api/v1/leak`: a response header that echoes the key.
  * - `GET /api/v1/small`: `{"ok":true}` (the benchmark).
+ * - `POST /api/v1/stream?events=N&size=S`: SSE — N events of S bytes each, 2 ms apart.
+ * - `POST /api/v1/upload`: reads the whole request body, answers `{"bytes":<count>}`.
  */
 export const startUpstream = (tls: Tls): Promise<Upstream> =>
   new Promise((resolve) => {
@@ -116,6 +118,38 @@ export const startUpstream = (tls: Tls): Promise<Upstream> =>
         res.end("ok")
         return
       }
+      if (path === "/api/v1/stream") {
+        req.resume()
+        const q = new URLSearchParams((req.url ?? "").split("?")[1] ?? "")
+        const events = Number(q.get("events") ?? "10")
+        const size = Number(q.get("size") ?? "1000")
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+        let sent = 0
+        const next = () => {
+          if (res.destroyed) return
+          if (sent === events) {
+            res.end()
+            return
+          }
+          sent++
+          // "data: " + payload + "\n\n" is exactly `size` bytes.
+          res.write(`data: ${"e".repeat(Math.max(0, size - 8))}\n\n`)
+          setTimeout(next, 2)
+        }
+        next()
+        return
+      }
+      if (path === "/api/v1/upload") {
+        let bytes = 0
+        req.on("data", (c: Buffer) => {
+          bytes += c.length
+        })
+        req.on("end", () => {
+          res.writeHead(200, { "content-type": "application/json" })
+          res.end(JSON.stringify({ bytes }))
+        })
+        return
+      }
       if (path === "/api/v1/small") {
         res.writeHead(200, { "content-type": "application/json", "content-length": "11" })
         res.end('{"ok":true}')
@@ -151,7 +185,14 @@ export const catalogFor = (upstreamUrl: string): Catalog.Catalog =>
             upstream: `${upstreamUrl}/api`,
             header: "Authorization",
             scheme: "Bearer",
-            paths: ["/api/v1/chat/*", "/api/v1/echo", "/api/v1/leak", "/api/v1/small"],
+            paths: [
+              "/api/v1/chat/*",
+              "/api/v1/echo",
+              "/api/v1/leak",
+              "/api/v1/small",
+              "/api/v1/stream",
+              "/api/v1/upload"
+            ],
             methods: ["POST", "GET"]
           }
         }

@@ -99,8 +99,15 @@ export interface ProxyRequest {
 
 /** The session's budget as seen by one request; byte counting is synchronous (hot path). */
 export interface Budget {
-  /** Adds body bytes moved; `false` once the session is over its byte budget. */
+  /**
+   * Counts `n` body bytes about to be moved; `false` (and nothing counted) when they would take
+   * the session over its byte budget: the caller must not move them and cuts the exchange.
+   */
   readonly addBytes: (n: number) => boolean
+  /** Body bytes the session moved so far (this instance). */
+  readonly usedBytes: () => number
+  /** The session's byte budget. */
+  readonly maxBytes: number
 }
 
 /** A request the proxy lets through. Holds the key: never log it, never return it. */
@@ -378,28 +385,43 @@ export const make: Effect.Effect<
           "budget:bytes"
         )
       }
+      // The request slot is taken now, before the vault read yields: concurrent requests of one
+      // session cannot all pass the check above. A request the vault refuses gives it back.
+      used.requests++
       // 6. The key, last: a refused request never touches the vault.
       const secret = yield* secrets.get(session.wallet, backing.secret).pipe(
         Effect.catchAll((e) =>
-          refuse(
-            new CredentialUnavailable(
-              e._tag === "SecretMissing"
-                ? {
-                    message: `the capability's secret ${JSON.stringify(e.name)} is not in the session's wallet; an operator must store it`,
-                    reason: "secret-missing"
-                  }
-                : { message: "the vault is unavailable", reason: "vault-unavailable" }
-            ),
-            e._tag === "SecretMissing" ? "secret-missing" : "vault-unavailable"
+          Effect.sync(() => {
+            used.requests--
+          }).pipe(
+            Effect.zipRight(
+              refuse(
+                new CredentialUnavailable(
+                  e._tag === "SecretMissing"
+                    ? {
+                        message: `the capability's secret ${JSON.stringify(e.name)} is not in the session's wallet; an operator must store it`,
+                        reason: "secret-missing"
+                      }
+                    : { message: "the vault is unavailable", reason: "vault-unavailable" }
+                ),
+                e._tag === "SecretMissing" ? "secret-missing" : "vault-unavailable"
+              )
+            )
           )
         )
       )
-      used.requests++
       const budget: Budget = {
         addBytes: (n) => {
+          if (used.bytes + n > config.maxBytesPerSession) {
+            // Over: the session is spent (the next request is refused before any upstream byte).
+            used.bytes = config.maxBytesPerSession
+            return false
+          }
           used.bytes += n
-          return used.bytes <= config.maxBytesPerSession
-        }
+          return true
+        },
+        usedBytes: () => used.bytes,
+        maxBytes: config.maxBytesPerSession
       }
       return {
         session,
