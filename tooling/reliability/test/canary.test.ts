@@ -17,9 +17,11 @@ import {
   enrol,
   filesUnder,
   operatorToken,
+  proxyCatalog,
   putSecret,
   type Reply,
   spawnBroker,
+  startProxyUpstream,
   stop,
   tempDir
 } from "./support.js"
@@ -179,6 +181,136 @@ describe("leak canary", () => {
           )
         }
         for (const f of filesUnder(control)) assert.isNotEmpty(leaksIn(canary, Fs.readFileSync(f)), f)
+      }),
+    120_000
+  )
+
+  it.live(
+    "egress proxy: the upstream key reaches the upstream and nothing the agent, the log or the audit sees",
+    () =>
+      Effect.promise(async () => {
+        const canary = `CANARY-${randomBytes(24).toString("hex")}`
+        const dir = tempDir("canary-proxy")
+        const upstream = await startProxyUpstream(dir)
+        const home = tempDir("canary-proxy-home")
+        const b = await spawnBroker(home, {
+          AAP_LOG_LEVEL: "debug",
+          AAP_CATALOG: proxyCatalog(dir, upstream.url),
+          AAP_PROXY_UPSTREAM_CA_FILE: upstream.caFile
+        })
+        /** Everything the agent received: status, every response header, the body. */
+        const seen: Array<{ what: string; text: string }> = []
+        const record = (what: string, text: string) => {
+          seen.push({ what, text })
+          return text
+        }
+        try {
+          const url = b.url
+          const op = operatorToken(home)
+          await putSecret(url, op, "codex", "proxy/api-key", canary)
+          const agent = await enrol(url, op, "codex")
+          const open = async (capability: string) => {
+            const s = await call(url, "POST", "/v1/sessions", { token: agent, body: { capability } })
+            assert.strictEqual(s.status, 201, s.text)
+            const c = await call(url, "POST", `/v1/sessions/${String(s.json.id)}/credentials`, {
+              token: agent,
+              body: {}
+            })
+            record(`delivery ${capability}`, c.text)
+            assert.strictEqual(c.status, 200, c.text)
+            const credential = c.json.credential as Record<string, string>
+            assert.strictEqual(credential._tag, "proxy")
+            return {
+              id: String(s.json.id),
+              token: String(credential.token),
+              base: String(credential.baseUrl)
+            }
+          }
+          const s = await open("proxied-llm")
+          const proxied = async (
+            what: string,
+            path: string,
+            init: { method?: string; headers?: Record<string, string>; body?: string } = {}
+          ) => {
+            const res = await fetch(`${s.base}${path}`, {
+              method: init.method ?? "GET",
+              headers: init.headers ?? { authorization: `Bearer ${s.token}` },
+              redirect: "manual",
+              ...(init.body === undefined ? {} : { body: init.body })
+            })
+            const text = `${res.status}\n${JSON.stringify([...res.headers])}\n${await res.text()}`
+            record(what, text)
+            return res.status
+          }
+          assert.strictEqual(await proxied("ok", "/ok"), 200)
+          assert.strictEqual(await proxied("upstream error echoing the header", "/error"), 500)
+          assert.strictEqual(await proxied("redirect echoing the header", "/redirect"), 302)
+          assert.strictEqual(await proxied("stream", "/stream", { method: "POST", body: "{}" }), 200)
+          assert.strictEqual(await proxied("path not allowed", "/keys"), 403)
+          assert.strictEqual(
+            await proxied("method not allowed", "/ok", {
+              method: "DELETE",
+              headers: { authorization: `Bearer ${s.token}` }
+            }),
+            403
+          )
+          assert.strictEqual(await proxied("traversal", "/v1/..%2Fkeys"), 400)
+          assert.strictEqual(await proxied("no token", "/ok", { headers: {} }), 401)
+          assert.strictEqual(
+            await proxied("the key itself as the token", "/ok", {
+              headers: { authorization: `Bearer ${canary}` }
+            }),
+            401
+          )
+          assert.strictEqual(
+            await proxied("the key in x-api-key", "/ok", {
+              headers: { authorization: `Bearer ${s.token}`, "x-api-key": canary }
+            }),
+            200
+          )
+          await proxied("the key in the path", `/v1/${canary}`)
+          await proxied("the key in the query", `/ok?key=${canary}`)
+          const down = await open("proxied-down")
+          const unreachable = await fetch(`${down.base}/anything`, { headers: { "x-api-key": down.token } })
+          record(
+            "unreachable upstream",
+            `${unreachable.status}\n${JSON.stringify([...unreachable.headers])}\n${await unreachable.text()}`
+          )
+          assert.strictEqual(unreachable.status, 502)
+          record(
+            "revoke",
+            (await call(url, "POST", `/v1/sessions/${s.id}/revoke`, { token: agent, body: {} })).text
+          )
+          assert.strictEqual(await proxied("after revoke", "/ok"), 409)
+
+          // Positive control: the upstream did get the key, injected by the broker.
+          assert.include(upstream.seen, `Bearer ${canary}`)
+          const audit = await call(url, "GET", "/v1/audit?action=proxy.request&limit=10000", { token: op })
+          record("audit", audit.text)
+          assert.isAbove(
+            ((audit.json.events ?? []) as Array<unknown>).length,
+            8,
+            "the proxy audited its requests"
+          )
+          record("audit verify", (await call(url, "GET", "/v1/audit/verify", { token: op })).text)
+          record("metrics", (await call(url, "GET", "/metrics")).text)
+          for (const { what, text } of seen) {
+            assert.deepStrictEqual(
+              leaksIn(canary, Buffer.from(text)),
+              [],
+              `${what} carries the key: ${text.slice(Math.max(0, text.indexOf(canary) - 600), text.indexOf(canary) + 100)}`
+            )
+          }
+        } finally {
+          await stop(b)
+          await upstream.close()
+        }
+        assert.deepStrictEqual(
+          leaksIn(canary, Buffer.from(b.output())),
+          [],
+          "broker log output carries the key"
+        )
+        assert.include(b.output(), "request", "the broker logged (debug level)")
       }),
     120_000
   )

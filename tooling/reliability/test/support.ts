@@ -253,3 +253,142 @@ export const allSessions = async (
     cursor = r.json.cursor
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The egress proxy (issue 12): a local HTTPS upstream and a catalog that proxies to it
+// ---------------------------------------------------------------------------------------------
+
+export interface ProxyUpstream {
+  readonly url: string
+  /** The PEM file of the upstream's self-signed certificate (`AAP_PROXY_UPSTREAM_CA_FILE`). */
+  readonly caFile: string
+  /** The `authorization` header of every request the upstream received. */
+  readonly seen: Array<string>
+  readonly close: () => Promise<void>
+}
+
+/**
+ * A local HTTPS upstream (127.0.0.1, a throwaway P-256 certificate made with openssl) whose
+ * routes misbehave the way real upstreams do with a credential:
+ * - `/api/ok`: 200 JSON;
+ * - `/api/error`: 500 with the request's `authorization` echoed in a response header;
+ * - `/api/redirect`: 302 whose `location` and `x-echo-auth` carry the credential;
+ * - `/api/stream`: a few SSE events;
+ * - anything else: 404.
+ */
+export const startProxyUpstream = async (dir: string): Promise<ProxyUpstream> => {
+  const { execFileSync } = await import("node:child_process")
+  const Https = await import("node:https")
+  const keyFile = Path.join(dir, "upstream-key.pem")
+  const caFile = Path.join(dir, "upstream-cert.pem")
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      keyFile,
+      "-out",
+      caFile,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    ],
+    { stdio: "ignore" }
+  )
+  const seen: Array<string> = []
+  const server = Https.createServer(
+    { key: Fs.readFileSync(keyFile), cert: Fs.readFileSync(caFile), keepAlive: true },
+    (req, res) => {
+      const auth = req.headers.authorization ?? ""
+      seen.push(auth)
+      req.resume()
+      const path = (req.url ?? "").split("?")[0]
+      if (path === "/api/ok") {
+        res.writeHead(200, { "content-type": "application/json" })
+        res.end('{"ok":true}')
+      } else if (path === "/api/error") {
+        res.writeHead(500, { "content-type": "application/json", "x-request-auth": auth })
+        res.end('{"error":"upstream exploded"}')
+      } else if (path === "/api/redirect") {
+        res.writeHead(302, {
+          location: `https://127.0.0.1:1/callback?auth=${encodeURIComponent(auth)}`,
+          "x-echo-auth": auth,
+          "content-length": "0"
+        })
+        res.end()
+      } else if (path === "/api/stream") {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.write("data: one\n\n")
+        res.end("data: [DONE]\n\n")
+      } else {
+        res.writeHead(404, { "content-type": "application/json" })
+        res.end('{"error":"not found"}')
+      }
+    }
+  )
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
+  const address = server.address()
+  const port = typeof address === "object" && address !== null ? address.port : 0
+  return {
+    url: `https://127.0.0.1:${port}`,
+    caFile,
+    seen,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      })
+  }
+}
+
+/**
+ * `examples/catalog.yaml` plus two proxied capabilities for `codex`: `proxied-llm` (the local
+ * upstream under `/api`, GET and POST on `/api/ok`, `/api/error`, `/api/redirect`,
+ * `/api/stream`, `/api/v1/*`) and `proxied-down` (nothing listens on its port). Returns the file.
+ */
+export const proxyCatalog = (dir: string, upstreamUrl: string): string => {
+  const file = Path.join(dir, "catalog.yaml")
+  const extra = [
+    "",
+    "  - id: proxied-llm",
+    "    tier: low",
+    "    agents: [codex]",
+    "    ttl: { default: 15m, max: 1h }",
+    "    backing:",
+    "      type: bearer-token",
+    "      secret: proxy/api-key",
+    "      env: LLM_API_KEY",
+    "      proxy:",
+    `        upstream: ${upstreamUrl}/api`,
+    "        header: Authorization",
+    "        scheme: Bearer",
+    "        paths: [/api/ok, /api/error, /api/redirect, /api/stream, /api/v1/*]",
+    "        methods: [GET, POST]",
+    "",
+    "  - id: proxied-down",
+    "    tier: low",
+    "    agents: [codex]",
+    "    ttl: { default: 15m, max: 1h }",
+    "    backing:",
+    "      type: bearer-token",
+    "      secret: proxy/api-key",
+    "      env: DOWN_API_KEY",
+    "      proxy:",
+    "        upstream: https://127.0.0.1:1",
+    "        header: x-api-key",
+    "        paths: [/*]",
+    "        methods: [GET]",
+    ""
+  ].join("\n")
+  Fs.writeFileSync(file, `${Fs.readFileSync(catalogFile, "utf8").trimEnd()}\n${extra}`)
+  return file
+}

@@ -194,6 +194,10 @@ interface Usage {
 
 const MAX_TRACKED_SESSIONS = 100_000
 
+/** `text` with every occurrence of `secret` replaced by `[key]`. */
+const maskSecret = (text: string, secret: string): string =>
+  secret.length > 0 && text.includes(secret) ? text.split(secret).join("[key]") : text
+
 const tierOf = (s: SessionView) => s.tier
 
 export const make: Effect.Effect<
@@ -450,7 +454,9 @@ export const make: Effect.Effect<
         details: {
           method: grant.method,
           upstream: grant.target.upstream.host,
-          path: grant.target.decodedPath.slice(0, 512),
+          // An agent that holds the key (from elsewhere) and puts it in the path must not get it
+          // into the audit log: the path is recorded with the key masked.
+          path: maskSecret(grant.target.decodedPath, Redacted.value(grant.secret)).slice(0, 512),
           status: facts.status,
           bytesIn: facts.bytesIn,
           bytesOut: facts.bytesOut,
