@@ -213,7 +213,7 @@ describe("proxy budgets over real sockets", () => {
     const records = await eventsOf(s.id, 2)
     const cut = records.find((e) => e.reason === "budget:bytes")
     assert.strictEqual(cut?.outcome, "error")
-    const details = cut?.details as Record<string, number>
+    const details = cut?.details as { readonly status: number; readonly bytesIn: number }
     assert.strictEqual(details.status, 429)
     assert.isAtMost(details.bytesIn, MAX_BYTES - 1_000 - 11)
     // What the first exchange moved (1,000 up, 11 down) plus what was forwarded of the second.
