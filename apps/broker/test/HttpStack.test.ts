@@ -2,6 +2,7 @@
  * The HTTP plumbing over a real socket, with the contexts replaced by small doubles: auth
  * matrix, error shapes and statuses, body limit, timeouts, readiness, metrics, OpenAPI, docs.
  */
+import { spawn } from "node:child_process"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import {
@@ -27,6 +28,7 @@ import * as BrokerConfig from "../src/BrokerConfig.js"
 import { Unauthorized } from "../src/BrokerErrors.js"
 import * as CatalogHolder from "../src/CatalogHolder.js"
 import { SecretCache } from "../src/internal/delivery.js"
+import { layerMetrics, loggerLayer, makeBatchedSink, traceIdFrom } from "../src/internal/observability.js"
 import { layerSessionCache } from "../src/internal/sessionCache.js"
 import * as Readiness from "../src/Readiness.js"
 
@@ -409,4 +411,169 @@ describe("graceful shutdown", () => {
       }),
     30_000
   )
+})
+
+describe("request logs without the platform's tracing middleware (ADR 0054)", () => {
+  const lines: Array<string> = []
+  const sink = (line: string) => {
+    lines.push(line)
+  }
+  // the access log is written at level info and below
+  const infoConfig = { ...config, logLevel: "info" as const }
+  const logged = Broker.layerHttp(infoConfig, { logSink: sink }).pipe(
+    Layer.provide(services),
+    Layer.provideMerge(layerMetrics),
+    Layer.provide(loggerLayer("info", sink)),
+    Layer.provide(Layer.setTracerEnabled(false)),
+    Layer.provide(BrokerConfig.layerValue(infoConfig))
+  )
+  layer(logged, { timeout: 60_000, excludeTestServices: true })((it) => {
+    it.effect("every request has its access log line with request id, trace id, route and status", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        const ok = yield* call(url, "GET", "/healthz", { headers: { "x-request-id": "log-1", traceparent } })
+        const denied = yield* call(url, "GET", "/v1/sessions/s1", { headers: { "x-request-id": "log-2" } })
+        assert.strictEqual(ok.status, 200)
+        assert.strictEqual(denied.status, 401)
+        const access = lines
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter((r) => r.msg === "request")
+        const first = access.find((r) => r.requestId === "log-1")
+        assert.deepStrictEqual(
+          { traceId: first?.traceId, route: first?.route, status: first?.status, method: first?.method },
+          { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", route: "/healthz", status: 200, method: "GET" }
+        )
+        const second = access.find((r) => r.requestId === "log-2")
+        assert.strictEqual(second?.status, 401)
+        assert.strictEqual(second?.route, "/v1/sessions/:id")
+        assert.strictEqual(second?.traceId, denied.headers.get("x-trace-id"))
+        assert.match(String(second?.traceId), /^[0-9a-f]{32}$/)
+      })
+    )
+
+    it.effect("metrics still count every request by route and status", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        yield* call(url, "GET", "/healthz")
+        const metrics = yield* call(url, "GET", "/metrics")
+        assert.match(
+          metrics.text,
+          /aap_http_requests_total\{[^}]*route="\/healthz"[^}]*status="200"[^}]*\} \d+/
+        )
+      })
+    )
+  })
+})
+
+describe("log sink and ids", () => {
+  it.effect("the batched sink writes a turn's lines in order, in one write, on the next turn", () =>
+    Effect.gen(function* () {
+      const writes: Array<string> = []
+      const sink = makeBatchedSink((text) => writes.push(text))
+      sink("a")
+      sink("b")
+      sink("c")
+      assert.deepStrictEqual(writes, [])
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      assert.deepStrictEqual(writes, ["a\nb\nc\n"])
+      sink("d")
+      sink.flush()
+      assert.deepStrictEqual(writes, ["a\nb\nc\n", "d\n"])
+    })
+  )
+
+  it.effect("the batched sink writes at once when a turn logs more than its limit", () =>
+    Effect.gen(function* () {
+      const writes: Array<string> = []
+      const sink = makeBatchedSink((text) => writes.push(text))
+      const line = "x".repeat(1000)
+      for (let i = 0; i < 100; i++) sink(line)
+      assert.isAbove(writes.length, 0)
+      yield* Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))
+      assert.strictEqual(writes.join(""), `${line}\n`.repeat(100))
+    })
+  )
+
+  // A process logging through the stdout sink and then ending by each way a process ends
+  // (test/fixtures/logExit.ts): nothing logged before the end may be lost.
+  const runFixture = (mode: string, onReady?: (kill: (signal: NodeJS.Signals) => void) => void) =>
+    Effect.async<{ stdout: string; code: number | null }>((resume) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/logExit.ts", mode], {
+        cwd: Path.resolve(__dirname, ".."),
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let stdout = ""
+      child.stdout.setEncoding("utf8").on("data", (d: string) => {
+        stdout += d
+      })
+      child.stderr.setEncoding("utf8").on("data", (d: string) => {
+        if (d.includes("ready")) onReady?.((signal) => child.kill(signal))
+      })
+      child.on("close", (code) => resume(Effect.succeed({ stdout, code })))
+    })
+  const tags = (stdout: string) =>
+    stdout
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .map((l) => {
+        const r = JSON.parse(l) as { msg?: string; i?: number; level?: string }
+        return r.i === undefined ? String(r.msg ?? r.level) : `${r.msg}:${r.i}`
+      })
+
+  it.effect("lines logged by an exit listener after the flush are written", () =>
+    Effect.gen(function* () {
+      const out = yield* runFixture("exit-listener")
+      assert.strictEqual(out.code, 4)
+      assert.deepStrictEqual(
+        tags(out.stdout),
+        [0, 1, 2, 3].map((i) => `before-exit-listener:${i}`)
+      )
+    })
+  )
+
+  for (const [mode, code] of [
+    ["exit", 3],
+    ["throw", 1],
+    ["reject", 1],
+    ["later-throw", 1],
+    ["end", 0]
+  ] as const) {
+    it.effect(`lines logged in the turn a process ends by ${mode} are written`, () =>
+      Effect.gen(function* () {
+        const out = yield* runFixture(mode)
+        assert.strictEqual(out.code, code)
+        assert.deepStrictEqual(
+          tags(out.stdout),
+          [0, 1, 2].map((i) => `before-${mode}:${i}`)
+        )
+      })
+    )
+  }
+
+  it.effect("under runMain, SIGTERM and a defect still write the lines logged by finalizers", () =>
+    Effect.gen(function* () {
+      const signalled = yield* runFixture("signal", (kill) => kill("SIGTERM"))
+      assert.deepStrictEqual(tags(signalled.stdout), ["started", "finalizer ran"])
+      const died = yield* runFixture("defect")
+      assert.strictEqual(died.code, 1)
+      assert.deepStrictEqual(tags(died.stdout), ["started", "finalizer ran", "error"])
+    })
+  )
+
+  it("random trace ids are 32 hex digits, never all zeros, distinct across pool refills", () => {
+    const ids = new Set<string>()
+    for (let i = 0; i < 1_000; i++) {
+      const id = traceIdFrom(undefined)
+      assert.match(id, /^[0-9a-f]{32}$/)
+      assert.notStrictEqual(id, "0".repeat(32))
+      ids.add(id)
+    }
+    assert.strictEqual(ids.size, 1_000)
+    assert.strictEqual(traceIdFrom("00-00000000000000000000000000000000-00f067aa0ba902b7-01").length, 32)
+    assert.notStrictEqual(
+      traceIdFrom("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+      "0".repeat(32)
+    )
+  })
 })
