@@ -13,15 +13,16 @@ import {
   type HttpApp,
   HttpIncomingMessage,
   HttpMethod,
+  HttpMiddleware,
   HttpServer,
   HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Deferred, Duration, Effect, identity, Layer, Option } from "effect"
+import { Cause, Deferred, Duration, Effect, FiberRef, identity, Layer, Option } from "effect"
 import { Api } from "../Api.js"
 import { InternalError, PayloadTooLarge, RequestTimeout, RouteNotFound } from "../BrokerErrors.js"
-import { BrokerMetrics, requestIdFrom, traceIdFrom } from "./observability.js"
+import { BrokerMetrics, type Instruments, requestIdFrom, traceIdFrom } from "./observability.js"
 
 /** Maps a request to the route pattern it matches, for metric labels. */
 export interface RouteMatcher {
@@ -342,11 +343,13 @@ export const outerMiddleware =
     readonly drain: Drain
     /** Where access log lines go; `undefined` turns them off (log level above info). */
     readonly accessLog: ((line: string) => void) | undefined
+    /** The broker's instruments, taken once when the server starts (not looked up per request). */
+    readonly metrics: Instruments
   }) =>
-  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R | BrokerMetrics> =>
+  <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
     Effect.gen(function* () {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const metrics = yield* BrokerMetrics
+      const metrics = options.metrics
       const started = performance.now()
       const headers = request.headers
       const requestId = requestIdFrom(headers["x-request-id"])
@@ -405,7 +408,7 @@ export const outerMiddleware =
         "x-request-id": requestId,
         "x-trace-id": traceId
       })
-    }) as HttpApp.Default<E, R | BrokerMetrics>
+    })
 
 /**
  * Serves the HttpApi on the given node server with the outer middleware, and drains in-flight
@@ -433,10 +436,19 @@ export const serveLayer = (options: {
         maxBodyBytes: options.maxBodyBytes,
         routes,
         drain,
-        accessLog: options.accessLog
+        accessLog: options.accessLog,
+        metrics: yield* BrokerMetrics
       })(app)
-      const context = yield* Effect.context<BrokerMetrics>()
-      yield* server.serve(Effect.provide(wrapped, context) as HttpApp.Default<unknown>)
+      // The platform wraps every request in its tracing middleware (a server span, the URL
+      // parsed, request and response headers redacted into span attributes). With the tracer
+      // disabled (the broker exports no spans, ADR 0052) all of that is thrown away, so it is
+      // switched off; request and trace ids, the access log and metrics are the broker's own
+      // (ADR 0054). A broker built with a tracer enabled keeps the platform's spans.
+      const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+      yield* server
+        // the app's requirements are all in this layer's context, which `serve` runs requests in
+        .serve(wrapped as HttpApp.Default<unknown>)
+        .pipe(tracing ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true))
       // Registered after `serve`, so it runs first on shutdown: refuse new requests, let the
       // in-flight ones finish, then close idle keep-alive connections.
       yield* Effect.addFinalizer(() =>
