@@ -22,7 +22,12 @@ export class CapabilitySummary extends Schema.Class<CapabilitySummary>("Capabili
   /** Environment variables `aap exec` injects (names only). */
   env: Schema.Array(Schema.String),
   /** Bearer token kept in the broker and used through `/v1/proxy/<capability>/...`. */
-  proxied: Schema.Boolean
+  proxied: Schema.Boolean,
+  /**
+   * Also usable as a standard forward proxy (`HTTPS_PROXY`, `proxy.connect` in the catalog);
+   * `aap exec --proxy` then sets the proxy variables. Optional: brokers before it omit it.
+   */
+  forward: Schema.optional(Schema.Boolean)
 }) {}
 
 /** `GET /v1/catalog`: the capabilities this agent may request. */
@@ -76,7 +81,8 @@ export const view = (
             approvals: Catalog.requiredApprovals(c),
             breakGlass: c.tier === "critical",
             env: envOf(c.backing),
-            proxied: c.backing.type === "bearer-token" && c.backing.proxy !== undefined
+            proxied: c.backing.type === "bearer-token" && c.backing.proxy !== undefined,
+            forward: c.backing.type === "bearer-token" && c.backing.proxy?.connect !== undefined
           })
       )
     })

@@ -273,9 +273,10 @@ export const BearerProxy = Schema.Struct({
   ),
   methods: Schema.NonEmptyArray(HttpMethod),
   /**
-   * Forward-proxy mode (`HTTPS_PROXY`, ADR 0081): extra `host:port` targets a session may open
-   * a blind CONNECT tunnel to (no key injected, bytes not inspected; audited once per tunnel).
-   * The upstream's own host is never listed here: it is intercepted or refused.
+   * Forward-proxy mode (`HTTPS_PROXY`, ADR 0081): present (even empty) means the capability may
+   * be used through CONNECT; the entries are extra `host:port` targets a session may open a
+   * blind tunnel to (no key injected, bytes not inspected; audited once per tunnel). The
+   * upstream's own host is never listed here: it is intercepted (operator CA) or refused.
    */
   connect: Schema.optional(
     Schema.Array(

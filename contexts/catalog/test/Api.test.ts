@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url"
 import { HttpApi, OpenApi } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Either, Schema } from "effect"
-import { Api, CatalogFile } from "../src/index.js"
+import { Api, Catalog, CatalogFile } from "../src/index.js"
 
 const example = fileURLToPath(new URL("../../../examples/catalog.yaml", import.meta.url))
 const catalog = Either.getOrThrow(CatalogFile.parse(readFileSync(example, "utf8")))
@@ -28,9 +28,48 @@ describe("Api", () => {
       assert.notInclude(wire, secret)
     }
     const proxied = view.capabilities.find((c) => c.id === "anthropic-messages")
-    assert.deepStrictEqual([proxied?.proxied, proxied?.env], [true, []])
+    assert.deepStrictEqual([proxied?.proxied, proxied?.env, proxied?.forward], [true, [], false])
     const forge = view.capabilities.find((c) => c.id === "forgejo-pr")
     assert.deepStrictEqual(forge?.env, ["GITEA_TOKEN"])
+  })
+
+  it("view marks the forward-proxy mode (proxy.connect present, even empty) without naming its hosts", () => {
+    const withConnect = (connect: ReadonlyArray<string> | undefined) =>
+      Schema.decodeUnknownSync(Catalog.Catalog)({
+        schemaVersion: 1,
+        agents: [{ id: "codex", wallet: "codex" }],
+        operators: [{ id: "alice" }],
+        capabilities: [
+          {
+            id: "llm",
+            tier: "low",
+            agents: ["codex"],
+            ttl: { default: "15m", max: "1h" },
+            backing: {
+              type: "bearer-token",
+              secret: "llm/key",
+              env: "LLM_API_KEY",
+              proxy: {
+                upstream: "https://llm.example.org",
+                header: "Authorization",
+                paths: ["/*"],
+                methods: ["GET"],
+                ...(connect === undefined ? {} : { connect })
+              }
+            }
+          }
+        ]
+      })
+    const forwardOf = (connect: ReadonlyArray<string> | undefined) => {
+      const view = Either.getOrThrow(Api.view(withConnect(connect), "codex"))
+      const wire = JSON.stringify(Schema.encodeSync(Api.CatalogView)(view))
+      assert.notInclude(wire, "blind.example.org")
+      return view.capabilities[0]?.forward
+    }
+    assert.deepStrictEqual(
+      [forwardOf(undefined), forwardOf([]), forwardOf(["blind.example.org:443"])],
+      [false, true, true]
+    )
   })
 
   it("view reports critical capabilities as break-glass with their approvals", () => {

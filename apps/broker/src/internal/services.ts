@@ -5,7 +5,7 @@
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import type { DeliveryPorts, EgressProxy } from "@aap/agent-coordination"
+import type { DeliveryPorts, EgressProxy, ForwardProxy } from "@aap/agent-coordination"
 import {
   AwsCredentials,
   CoordinationStore,
@@ -29,7 +29,7 @@ import { Data, Effect, Layer, Option } from "effect"
 import type { Authenticator } from "../Auth.js"
 import { type BrokerConfigShape, issuerUrl } from "../BrokerConfig.js"
 import * as CatalogHolder from "../CatalogHolder.js"
-import { layerEgressProxy } from "../proxy/ProxyLive.js"
+import { layerEgressProxy, layerForwardProxy } from "../proxy/ProxyLive.js"
 import * as Readiness from "../Readiness.js"
 import { layerDeliverySessions, layerSecrets, layerTimedAudit, type SecretCache } from "./delivery.js"
 import type { BrokerMetrics } from "./observability.js"
@@ -126,6 +126,7 @@ export type Services =
   | SecretStore.SecretStore
   | SecretCache
   | EgressProxy.EgressProxy
+  | ForwardProxy.ForwardProxy
 
 /** What in-process background work (`Options.background`) can use: the services and what they stand on. */
 export type BackgroundServices =
@@ -199,6 +200,11 @@ export const layerServices = (
     Layer.provide(currentCatalog),
     Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
   )
+  // Its forward mode (CONNECT / HTTPS_PROXY, ADR 0081), with TLS interception when an operator CA is set.
+  const forward = layerForwardProxy.pipe(
+    Layer.provide(currentCatalog),
+    Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
+  )
   const provisioner = Provisioner.layerOpenRouter().pipe(Layer.provide(FetchHttpClient.layer))
   const provisionedKeys = ProvisionedKeys.layer.pipe(Layer.provide(store))
   const delivery = Delivery.layer.pipe(
@@ -246,6 +252,7 @@ export const layerServices = (
     readiness,
     auth,
     delivery,
+    forward,
     vault,
     gauge,
     provisioner,

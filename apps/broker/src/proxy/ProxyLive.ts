@@ -11,6 +11,11 @@
  * | `AAP_PROXY_UPSTREAM_CA_FILE` | PEM file of extra CAs trusted for upstreams | none (system roots) |
  * | `AAP_PROXY_RESPONSE_TIMEOUT_MS` | time allowed to the upstream's response headers | 60000 |
  * | `AAP_PROXY_IDLE_TIMEOUT_MS` | a proxied stream idle this long is closed | 300000 |
+ * | `AAP_PROXY_CA_CERT`, `AAP_PROXY_CA_KEY` | operator CA (PEM files, key mode 0600) for TLS interception in the forward mode (ADR 0082) | none: interception off |
+ * | `AAP_PROXY_TUNNEL_CHECK_MS` | how often an open CONNECT tunnel's session is re-checked | 1000 |
+ *
+ * The forward mode (`HTTPS_PROXY`, CONNECT on the broker's listener, ADR 0081) is mounted with
+ * the reverse proxy whenever the services provide `ForwardProxy`.
  *
  * @since 0.1.0
  */
@@ -20,6 +25,7 @@ import {
   type CurrentCatalog,
   type DeliveryPorts,
   EgressProxy,
+  ForwardProxy,
   type SessionRepository
 } from "@aap/agent-coordination"
 import type { AuditLog } from "@aap/audit"
@@ -27,6 +33,8 @@ import type { SystemKeys } from "@aap/key-custody"
 import { Config, ConfigError, Effect, Either, Layer, Option } from "effect"
 import { layerDeliverySessions } from "../internal/delivery.js"
 import type { SessionCache } from "../internal/sessionCache.js"
+import * as ForwardServer from "./ForwardServer.js"
+import * as Interception from "./Interception.js"
 import * as ProxyServer from "./ProxyServer.js"
 
 export interface ProxySettings {
@@ -37,6 +45,9 @@ export interface ProxySettings {
   readonly upstreamCa: Option.Option<string>
   readonly responseHeadersTimeoutMs: number
   readonly idleTimeoutMs: number
+  /** The operator CA for TLS interception (forward mode); `None`: interception off. */
+  readonly operatorCa: Option.Option<Interception.OperatorCa>
+  readonly tunnelCheckMs: number
 }
 
 const invalid = (message: string) => ConfigError.InvalidData([], message)
@@ -90,7 +101,9 @@ export const settings: Config.Config<ProxySettings> = Config.all({
     )
   ),
   responseHeadersTimeoutMs: positive("AAP_PROXY_RESPONSE_TIMEOUT_MS", 60_000),
-  idleTimeoutMs: positive("AAP_PROXY_IDLE_TIMEOUT_MS", 300_000)
+  idleTimeoutMs: positive("AAP_PROXY_IDLE_TIMEOUT_MS", 300_000),
+  operatorCa: Interception.config,
+  tunnelCheckMs: positive("AAP_PROXY_TUNNEL_CHECK_MS", 1_000)
 })
 
 /** `EgressProxy` over the broker's cached ports, configured from `settings`. */
@@ -119,6 +132,27 @@ export const layerEgressProxy: Layer.Layer<
 )
 
 /**
+ * `ForwardProxy` (the CONNECT decisions, ADR 0081) over the same cached session port;
+ * interception is on when `AAP_PROXY_CA_CERT` / `AAP_PROXY_CA_KEY` are set and valid.
+ */
+export const layerForwardProxy: Layer.Layer<
+  ForwardProxy.ForwardProxy,
+  ConfigError.ConfigError,
+  | SessionRepository.SessionRepository
+  | SessionCache
+  | CurrentCatalog.CurrentCatalog
+  | AuditLog.AuditLog
+  | SystemKeys.SystemKeys
+> = ForwardProxy.layer.pipe(
+  Layer.provide(layerDeliverySessions),
+  Layer.provide(
+    Layer.unwrapEffect(
+      Effect.map(settings, (s) => ForwardProxy.layerConfig({ intercept: Option.isSome(s.operatorCa) }))
+    )
+  )
+)
+
+/**
  * Mounts the streaming edge on the broker's node server. The settings were validated when
  * `layerEgressProxy` was built, so reading them again cannot fail short of the CA file
  * disappearing in between (a defect).
@@ -135,6 +169,34 @@ export const layerMount = (server: Http.Server): Layer.Layer<never, never, Egres
   )
 
 /**
+ * Mounts the forward mode (CONNECT, the CA route) on the broker's node server; with an operator
+ * CA it mints leaf certificates for intercepted upstreams (ADR 0082).
+ */
+export const layerMountForward = (
+  server: Http.Server
+): Layer.Layer<never, never, EgressProxy.EgressProxy | ForwardProxy.ForwardProxy> =>
+  Layer.unwrapEffect(
+    Effect.gen(function* () {
+      const s = yield* Effect.orDie(settings)
+      const interception = yield* Option.match(s.operatorCa, {
+        onNone: () => Effect.succeed(undefined),
+        onSome: (ca) =>
+          Effect.map(Effect.orDie(Effect.tryPromise(() => Interception.makeMinter(ca))), (minter) => ({
+            minter,
+            caCertPem: ca.certPem
+          }))
+      })
+      return ForwardServer.layerMount(server, {
+        upstreamCa: Option.getOrUndefined(s.upstreamCa),
+        responseHeadersTimeoutMs: s.responseHeadersTimeoutMs,
+        idleTimeoutMs: s.idleTimeoutMs,
+        tunnelCheckMs: s.tunnelCheckMs,
+        interception
+      })
+    })
+  )
+
+/**
  * `layerMount` when the services provide `EgressProxy` (the embedded and production services
  * do), nothing otherwise (test doubles of the HTTP layer that have no proxy).
  */
@@ -145,7 +207,21 @@ export const layerMountIfProvided = (server: Http.Server): Layer.Layer<never> =>
       Option.match({
         onNone: () => Layer.empty,
         onSome: (proxy) =>
-          layerMount(server).pipe(Layer.provide(Layer.succeed(EgressProxy.EgressProxy, proxy)))
+          Layer.unwrapEffect(
+            Effect.map(Effect.serviceOption(ForwardProxy.ForwardProxy), (forward) => {
+              const reverse = layerMount(server)
+              // Mounted after the reverse proxy and closed before it (each wraps `server.emit`).
+              const both = Option.match(forward, {
+                onNone: () => reverse,
+                onSome: (f) =>
+                  layerMountForward(server).pipe(
+                    Layer.provide(reverse),
+                    Layer.provide(Layer.succeed(ForwardProxy.ForwardProxy, f))
+                  )
+              })
+              return both.pipe(Layer.provide(Layer.succeed(EgressProxy.EgressProxy, proxy)))
+            })
+          )
       })
     )
   )

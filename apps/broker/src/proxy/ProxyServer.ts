@@ -64,7 +64,7 @@ const errorBody = (error: { readonly _tag: string; readonly message: string }): 
   return body
 }
 
-const sendError = (
+export const sendError = (
   res: Http.ServerResponse,
   error: { readonly _tag: string; readonly message: string },
   status = STATUS[error._tag] ?? 500
@@ -101,6 +101,13 @@ export const parseTarget = (
 export interface Handler {
   /** Handle a proxy request (the caller checked `parseTarget(req.url)`). */
   readonly handle: (req: Http.IncomingMessage, res: Http.ServerResponse) => void
+  /** Decide `request` (already parsed: forward mode, ADR 0081) and forward it with `query`. */
+  readonly handleRequest: (
+    req: Http.IncomingMessage,
+    res: Http.ServerResponse,
+    request: EgressProxy.ProxyRequest,
+    query: string
+  ) => void
   /** Sockets and agents to release on shutdown. */
   readonly close: () => void
 }
@@ -300,17 +307,24 @@ export const makeHandler = (
       sendError(res, { _tag: "NotFound", message: "not a proxy URL" })
       return
     }
-    runExit(
-      proxy.open({
-        session: target.session,
-        method: req.method ?? "GET",
-        path: target.path,
-        headers: req.headers
-      })
-    ).then(
+    handleRequest(
+      req,
+      res,
+      { session: target.session, method: req.method ?? "GET", path: target.path, headers: req.headers },
+      target.query
+    )
+  }
+
+  const handleRequest = (
+    req: Http.IncomingMessage,
+    res: Http.ServerResponse,
+    request: EgressProxy.ProxyRequest,
+    query: string
+  ) => {
+    runExit(proxy.open(request)).then(
       (exit) => {
         if (Exit.isSuccess(exit)) {
-          forward(req, res, exit.value, target.query)
+          forward(req, res, exit.value, query)
           return
         }
         const failure = Cause.failureOption(exit.cause)
@@ -326,7 +340,7 @@ export const makeHandler = (
     )
   }
 
-  return { handle, close: () => agent.destroy() }
+  return { handle, handleRequest, close: () => agent.destroy() }
 }
 
 /**

@@ -5,8 +5,8 @@
  * - `credentials`: the session id and proxy token from `Proxy-Authorization: Basic`
  *   (`undefined` when absent or malformed; the broker answers 407 and audits nothing).
  * - `connect`: one CONNECT. The same admission as `EgressProxy.open` steps 1-3 (token MAC for
- *   the session, the session `active` and before its deadline, the catalog in force now), then
- *   the target: the capability's upstream `host:port` is intercepted when the broker has an
+ *   the session, the session `active` and before its deadline, the catalog in force now, and the
+ *   capability declaring the forward mode with `proxy.connect`, possibly empty), then the target: the capability's upstream `host:port` is intercepted when the broker has an
  *   operator CA, and refused otherwise (the agent holds no key; it must use the base URL); a
  *   `proxy.connect` target is a blind tunnel; anything else is refused (`HostNotAllowed`).
  *   Refusals after a valid token are audited (`proxy.request`, `outcome: denied`).
@@ -230,6 +230,16 @@ export const make: Effect.Effect<
         .get(request.session)
         .pipe(Effect.catchTag("SessionMissing", () => Effect.fail(unauthorized)))
       const admitted = yield* admit(session, request.authority)
+      if (admitted.proxy.connect === undefined) {
+        return yield* admitted.refuse(
+          new HostNotAllowed({
+            message:
+              "this capability does not use the forward-proxy mode (no proxy.connect in the catalog): use the proxy base URL from delivery (AAP_PROXY_URL / <PREFIX>_BASE_URL)",
+            host: request.authority.slice(0, 270)
+          }),
+          "forward-off"
+        )
+      }
       const target = parseAuthority(request.authority)
       if (target === undefined) {
         return yield* admitted.refuse(
@@ -279,7 +289,7 @@ export const make: Effect.Effect<
       const capability = current.capabilities.find((c) => c.id === tunnel.capability)
       if (capability === undefined || !capability.agents.some((a) => a === session.agent)) return false
       const backing = capability.backing
-      if (backing.type !== "bearer-token" || backing.proxy === undefined) return false
+      if (backing.type !== "bearer-token" || backing.proxy?.connect === undefined) return false
       return tunnel.mode === "intercept"
         ? upstreamKey(backing.proxy) === tunnel.target.key
         : connectTargets(backing.proxy).includes(tunnel.target.key)
