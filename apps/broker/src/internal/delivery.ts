@@ -10,8 +10,8 @@ import { AuditLog } from "@aap/audit"
 import { SecretStore } from "@aap/vault"
 import { Context, Duration, Effect, Layer, type Redacted } from "effect"
 import { BrokerMetrics } from "./observability.js"
-import { SessionCache } from "./sessionCache.js"
-import { makeTtlCache, type TtlCache } from "./ttlCache.js"
+import { type CachedSession, SessionCache } from "./sessionCache.js"
+import { makeLoader, makeTtlCache, type TtlCache } from "./ttlCache.js"
 
 /**
  * Over `DeliveryPorts.sessionsFromRepository` (delivery re-checks expiry against its own clock,
@@ -26,17 +26,13 @@ export const layerDeliverySessions: Layer.Layer<
   Effect.gen(function* () {
     const inner = yield* DeliveryPorts.Sessions
     const cache = yield* SessionCache
-    return DeliveryPorts.Sessions.of({
-      get: (id) => {
-        const hit = cache.get(id)
-        if (hit !== undefined) return Effect.succeed(hit)
-        return Effect.tap(inner.get(id), (view) =>
-          Effect.sync(() => {
-            if (view.status === "active") cache.set(id, view)
-          })
-        )
-      }
-    })
+    // concurrent deliveries of one session share one store read when the entry has expired;
+    // an eviction (revoke, approve, deny here) makes the next caller read again
+    const load = makeLoader<string, CachedSession, Effect.Effect.Error<ReturnType<typeof inner.get>>>(
+      cache,
+      (view) => view.status === "active"
+    )
+    return DeliveryPorts.Sessions.of({ get: (id) => load(id, inner.get(id)) })
   })
 ).pipe(Layer.provide(DeliveryPorts.sessionsFromRepository))
 
@@ -58,21 +54,26 @@ export const layerSecrets = (
         ttlMs: Duration.toMillis(secretTtl),
         maxEntries: 1_000
       })
+      // concurrent deliveries of one secret share one vault read when the entry has expired
+      const load = makeLoader<
+        string,
+        Redacted.Redacted<string>,
+        DeliveryPorts.SecretMissing | DeliveryPorts.SecretsUnavailable
+      >(cache)
       const secrets = DeliveryPorts.Secrets.of({
-        get: (wallet, name) => {
-          const hit = cache.get(key(wallet, name))
-          if (hit !== undefined) return Effect.succeed(hit)
-          return store.get(wallet, name).pipe(
-            Effect.map((s): Redacted.Redacted<string> => s.value),
-            Effect.tap((value) => Effect.sync(() => cache.set(key(wallet, name), value))),
-            Effect.catchAll(
-              (e): Effect.Effect<never, DeliveryPorts.SecretMissing | DeliveryPorts.SecretsUnavailable> =>
-                e._tag === "SecretNotFound"
-                  ? Effect.fail(new DeliveryPorts.SecretMissing({ wallet, name }))
-                  : Effect.fail(new DeliveryPorts.SecretsUnavailable({ reason: e._tag }))
+        get: (wallet, name) =>
+          load(
+            key(wallet, name),
+            store.get(wallet, name).pipe(
+              Effect.map((s): Redacted.Redacted<string> => s.value),
+              Effect.catchAll(
+                (e): Effect.Effect<never, DeliveryPorts.SecretMissing | DeliveryPorts.SecretsUnavailable> =>
+                  e._tag === "SecretNotFound"
+                    ? Effect.fail(new DeliveryPorts.SecretMissing({ wallet, name }))
+                    : Effect.fail(new DeliveryPorts.SecretsUnavailable({ reason: e._tag }))
+              )
             )
-          )
-        },
+          ),
         put: (wallet, name, value) =>
           store.put(wallet, name, value).pipe(
             Effect.tap(() => Effect.sync(() => cache.delete(key(wallet, name)))),

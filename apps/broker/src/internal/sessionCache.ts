@@ -2,7 +2,7 @@
  * The hot path of a delivery reads the caller's token and the session. Both are cached for at
  * most `AAP_CACHE_TTL` (default 2 s) — ADR 0051:
  * - token → principal: only successful authentications; a token revoked elsewhere keeps
- *   working for at most the TTL on this instance.
+ *   working for at most the TTL on this instance. Concurrent misses share one read.
  * - session id → session: only `active` sessions; expiry is re-applied on every read against
  *   the clock, so a cached session never outlives its `expiresAt`; a transition made through
  *   this broker (revoke, approve, deny) evicts the entry at once; one made through another
@@ -11,7 +11,7 @@
 import { type DeliveryPorts, Identities, Token } from "@aap/agent-coordination"
 import { Context, Duration, Effect, Layer } from "effect"
 import { Authenticator, type Principal } from "../Auth.js"
-import { makeTtlCache, type TtlCache } from "./ttlCache.js"
+import { makeLoader, makeTtlCache, type TtlCache } from "./ttlCache.js"
 
 /** What delivery needs of a session. */
 export type CachedSession = DeliveryPorts.SessionView
@@ -37,14 +37,14 @@ export const layerAuthenticator = (
     Effect.gen(function* () {
       const identities = yield* Identities.Identities
       const cache = makeTtlCache<string, Principal>({ ttlMs: Duration.toMillis(ttl), maxEntries: 10_000 })
+      // concurrent requests with one token share one store read when the entry has expired
+      const load = makeLoader<
+        string,
+        Principal,
+        Effect.Effect.Error<ReturnType<typeof identities.authenticate>>
+      >(cache)
       return Authenticator.of({
-        authenticate: (token) => {
-          const key = Token.hash(token)
-          const hit = cache.get(key)
-          return hit !== undefined
-            ? Effect.succeed(hit)
-            : Effect.tap(identities.authenticate(token), (p) => Effect.sync(() => cache.set(key, p)))
-        }
+        authenticate: (token) => load(Token.hash(token), identities.authenticate(token))
       })
     })
   )
