@@ -30,7 +30,25 @@ export const SessionsLive: Layer.Layer<
       )
     return handlers
       .handle("request", ({ payload }) =>
-        Effect.flatMap(CurrentPrincipal, (p) => counted(sessions.request(p, payload)))
+        Effect.flatMap(CurrentPrincipal, (p) =>
+          // A session granted active at once (low and medium tier) is what the store now holds:
+          // it is cached as delivery would read it, so the first delivery reads no store (ADR 0055).
+          Effect.tap(counted(sessions.request(p, payload)), (s) =>
+            Effect.sync(() => {
+              if (s.status === "active") {
+                cache.set(s.id, {
+                  id: s.id,
+                  agent: s.agent,
+                  wallet: s.wallet,
+                  capability: s.capability,
+                  tier: s.tier,
+                  status: s.status,
+                  expiresAt: s.expiresAt
+                })
+              }
+            })
+          )
+        )
       )
       .handle("get", ({ path }) => Effect.flatMap(CurrentPrincipal, (p) => sessions.get(p, path.id)))
       .handle("list", ({ urlParams }) =>
