@@ -20,7 +20,7 @@ export const exec = Command.make(
     ttl: ttlOption,
     proxy: Options.boolean("proxy").pipe(
       Options.withDescription(
-        "only a capability served through the broker's egress proxy: CMD gets the proxy URL in the SDK's base-URL variable (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, OPENROUTER_BASE_URL...) and a proxy token in place of the key; any other capability is refused before a session is requested"
+        "only a capability served through the broker's egress proxy: CMD gets the proxy URL in the SDK's base-URL variable (OPENAI_BASE_URL, ANTHROPIC_BASE_URL, OPENROUTER_BASE_URL...) and a proxy token in place of the key; any other capability is refused before a session is requested. For a capability in the forward mode (proxy.connect in the catalog) CMD also gets HTTPS_PROXY/https_proxy (http://<session>:<token>@<broker>), NO_PROXY for the broker, and, when the broker intercepts TLS, NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, CURL_CA_BUNDLE and REQUESTS_CA_BUNDLE pointing at temporary files holding the broker's CA certificate"
       )
     ),
     ...connection

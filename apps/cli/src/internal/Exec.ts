@@ -7,6 +7,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import * as Tls from "node:tls"
 import type { DeliveryApi } from "@aap/agent-coordination"
 import { Data, DateTime, Duration, Effect, Option, Redacted } from "effect"
 import { type BrokerError, type Client, call, explain } from "./Client.js"
@@ -23,6 +24,8 @@ export class ExecError extends Data.TaggedError("ExecError")<{
 export interface Acquired {
   readonly sessionId: string
   readonly delivered: DeliveryApi.DeliveredCredential
+  /** The capability is also usable as a standard forward proxy (`proxy.connect` in the catalog). */
+  readonly forward: boolean
 }
 
 const revoke = (client: Client, id: string, reason: string) =>
@@ -84,9 +87,119 @@ export const acquire = (
             code: 125
           })
         }
-        return { sessionId: session.id, delivered }
+        return { sessionId: session.id, delivered, forward: entry?.forward === true }
       })
     ).pipe(Effect.mapError((e) => (e._tag === "BrokerError" ? toExec(e) : e)))
+  })
+
+/** Where the broker serves its operator CA certificate when TLS interception is on (ADR 0082). */
+export const CA_PATH = "/v1/forward-proxy/ca.pem"
+
+/** What `aap exec --proxy` adds for a forward-mode capability (ADR 0081). */
+export interface ForwardSetup {
+  readonly env: Record<string, string>
+  /** Values to mask in the child's output (the proxy URL carries the token). */
+  readonly secrets: ReadonlyArray<string>
+  /** The temporary directory holding the CA files, removed when CMD ends. */
+  readonly dir: string | undefined
+}
+
+const mergeNoProxy = (existing: string | undefined, host: string): string => {
+  const entries = (existing ?? "")
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e.length > 0)
+  return entries.includes(host) ? entries.join(",") : [...entries, host].join(",")
+}
+
+const readIfFile = (file: string | undefined): string | undefined => {
+  if (file === undefined || file === "") return undefined
+  try {
+    return Fs.readFileSync(file, "utf8")
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * `HTTPS_PROXY` / `https_proxy` = `<broker scheme>://<session>:<token>@<broker host:port>`,
+ * `NO_PROXY` / `no_proxy` += the broker's host, and — when the broker intercepts TLS (it serves
+ * its CA at `CA_PATH`) — the CA bundle variables: `NODE_EXTRA_CA_CERTS` (the operator CA; node
+ * adds it to its roots) and `SSL_CERT_FILE`, `CURL_CA_BUNDLE`, `REQUESTS_CA_BUNDLE` (these
+ * replace the roots, so the file is the current roots plus the operator CA). `HTTP_PROXY` is
+ * not set: the broker refuses absolute-form (plain http) requests.
+ */
+export const forwardSetup = (
+  sessionId: string,
+  credential: { readonly baseUrl: string; readonly token: Redacted.Redacted<string> },
+  parent: NodeJS.ProcessEnv
+): Effect.Effect<ForwardSetup, ExecError> =>
+  Effect.gen(function* () {
+    const broker = yield* Effect.try({
+      try: () => new URL(credential.baseUrl),
+      catch: () =>
+        new ExecError({
+          message: `the broker delivered an unusable proxy URL: ${credential.baseUrl}`,
+          code: 125
+        })
+    })
+    const proxyUrl = `${broker.protocol}//${encodeURIComponent(sessionId)}:${encodeURIComponent(Redacted.value(credential.token))}@${broker.host}`
+    const noProxy = mergeNoProxy(parent.NO_PROXY ?? parent.no_proxy, broker.hostname.replace(/^\[|\]$/g, ""))
+    const env: Record<string, string> = {
+      HTTPS_PROXY: proxyUrl,
+      https_proxy: proxyUrl,
+      NO_PROXY: noProxy,
+      no_proxy: noProxy
+    }
+    const ca = yield* Effect.tryPromise({
+      try: async () => {
+        const res = await fetch(`${broker.origin}${CA_PATH}`, { signal: AbortSignal.timeout(10_000) })
+        const text = await res.text()
+        if (res.status === 404) return undefined
+        if (res.status !== 200 || !text.includes("-----BEGIN CERTIFICATE-----")) {
+          throw new Error(`GET ${CA_PATH} answered ${res.status}`)
+        }
+        return text
+      },
+      catch: (e) =>
+        new ExecError({
+          message: `cannot read the broker's interception CA (${broker.origin}${CA_PATH}): ${e instanceof Error ? e.message : String(e)}`,
+          code: 125
+        })
+    })
+    if (ca === undefined) return { env, secrets: [proxyUrl], dir: undefined }
+    const dir = yield* Effect.try({
+      try: () => {
+        const d = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-ca-"))
+        Fs.chmodSync(d, 0o700)
+        const caPem = `${ca.trim()}\n`
+        const extra = readIfFile(parent.NODE_EXTRA_CA_CERTS)
+        Fs.writeFileSync(
+          Path.join(d, "extra-ca.pem"),
+          extra === undefined ? caPem : `${extra.trim()}\n${caPem}`,
+          {
+            mode: 0o644
+          }
+        )
+        const roots = readIfFile(parent.SSL_CERT_FILE) ?? Tls.rootCertificates.join("\n")
+        Fs.writeFileSync(Path.join(d, "bundle.pem"), `${roots.trim()}\n${caPem}`, { mode: 0o644 })
+        return d
+      },
+      catch: (e) =>
+        new ExecError({ message: `cannot write the CA bundle: ${(e as Error).message}`, code: 125 })
+    })
+    const bundle = Path.join(dir, "bundle.pem")
+    return {
+      env: {
+        ...env,
+        NODE_EXTRA_CA_CERTS: Path.join(dir, "extra-ca.pem"),
+        SSL_CERT_FILE: bundle,
+        CURL_CA_BUNDLE: bundle,
+        REQUESTS_CA_BUNDLE: bundle
+      },
+      secrets: [proxyUrl],
+      dir
+    }
   })
 
 /** Environment names whose values are not secret (left readable in the child's output). */
@@ -279,7 +392,7 @@ export const exec = (
       Effect.mapError((e) => (e._tag === "ExecError" ? e : new ExecError({ message: e.message, code: 125 }))),
       Effect.tapError(() => Effect.sync(() => sshCleanup(ssh)))
     )
-    const { delivered, sessionId } = acquired
+    const { delivered, sessionId, forward } = acquired
     return yield* Effect.uninterruptible(
       Effect.gen(function* () {
         const client = yield* call(connection, Effect.succeed).pipe(Effect.orDie)
@@ -306,7 +419,20 @@ export const exec = (
             })
           }
         }
-        const result = yield* Effect.promise(() => runChild(argv, env, secretValues(delivered)))
+        let forwardDir: string | undefined
+        const extraSecrets: Array<string> = []
+        if (options.proxyOnly === true && forward && c._tag === "proxy") {
+          const setup = yield* forwardSetup(sessionId, c, process.env).pipe(
+            Effect.tapError(() => revoke(client, sessionId, "aap exec --proxy: forward-proxy setup failed"))
+          )
+          Object.assign(env, setup.env)
+          extraSecrets.push(...setup.secrets)
+          forwardDir = setup.dir
+        }
+        const result = yield* Effect.promise(() =>
+          runChild(argv, env, [...secretValues(delivered), ...extraSecrets])
+        )
+        if (forwardDir !== undefined) Fs.rmSync(forwardDir, { recursive: true, force: true })
         // Set now: after a forwarded SIGINT/SIGTERM the runtime interrupts the command once this
         // region ends, and the exit code must still be the child's.
         process.exitCode = result.code
