@@ -4,8 +4,9 @@
  * upstream host, minted on first use and cached in memory, so the broker can terminate a
  * CONNECT to that host and run every inner request through the reverse-proxy pipeline.
  *
- * The CA private key is a secret: read once at start (the file must be mode 0600), held as a
- * non-extractable WebCrypto key behind `Redacted`, never logged. X.509 encoding is
+ * The CA private key is a secret: read at start (the file must be mode 0600 or stricter), kept
+ * as PKCS#8 bytes behind `Redacted` and imported as a non-extractable WebCrypto signing key,
+ * never logged and never quoted in an error. X.509 encoding is
  * `@peculiar/x509` (ADR 0082), signing is node's WebCrypto.
  *
  * @since 0.1.0
