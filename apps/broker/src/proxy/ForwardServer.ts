@@ -74,6 +74,8 @@ const refuseSocket = (socket: Net.Socket, error: Failure, status = STATUS[error.
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n${status === 407 ? `proxy-authenticate: ${PROXY_AUTHENTICATE}\r\n` : ""}\r\n${body}`
   )
+  // `connection: close`: a client that keeps its half open is dropped shortly after.
+  setTimeout(() => socket.destroy(), 5_000).unref()
 }
 
 const missingCredentials: Failure = {
@@ -135,12 +137,13 @@ export const mount = (
     let done = false
     let connected = false
     const upstream = Net.connect({ host: tunnel.target.hostname, port: tunnel.target.port })
-    const finish = (outcome: "success" | "error") => {
+    /** `refused`: a refusal is being written to the client; let it flush (`end`), do not destroy. */
+    const finish = (outcome: "success" | "error", refused = false) => {
       if (done) return
       done = true
       stop()
       live.delete(client)
-      client.destroy()
+      if (!refused) client.destroy()
       upstream.destroy()
       runFork(
         forward.finishTunnel(tunnel, {
@@ -187,7 +190,7 @@ export const mount = (
           { _tag: "UpstreamUnavailable", message: `${tunnel.target.key} could not be reached` },
           502
         )
-        done || finish("error")
+        finish("error", true)
         return
       }
       reason ??= "upstream-broke-tunnel"
@@ -258,6 +261,8 @@ export const mount = (
         client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
         if (head.length > 0) client.unshift(head)
         const tls = new Tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: ["http/1.1"] })
+        // A tunnel idle this long (no handshake, no request, no byte of a stream) is closed.
+        tls.setTimeout(idleTimeout, () => tls.destroy())
         tunnels.set(tls, tunnel)
         live.add(client)
         const stop = watch(tunnel, () => {

@@ -154,7 +154,8 @@ const catalogYaml = (upstreamPort: number, blindPort: number) =>
     "        scheme: Bearer",
     "        paths: [/api/v1/small, /api/v1/chat/*]",
     "        methods: [GET, POST]",
-    `        connect: ["127.0.0.1:${blindPort}"]`,
+    // Port 1 on loopback: nothing listens there.
+    `        connect: ["127.0.0.1:${blindPort}", "127.0.0.1:1"]`,
     "  - id: base-url-only",
     "    tier: low",
     "    agents: [codex]",
@@ -341,6 +342,27 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     assert.isAbove(details.bytesOut as number, 0)
     assert.isNumber(details.durationMs)
     assert.notProperty(details, "path")
+  })
+
+  it("an allowed blind host that cannot be reached: 502 UpstreamUnavailable, the tunnel audited as an error", async () => {
+    const b = intercepting
+    const s = await openSession(b)
+    tokens.push(s.token)
+    const reply = await raw(
+      b.port,
+      `CONNECT 127.0.0.1:1 HTTP/1.1\r\nProxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
+    )
+    received.push(reply)
+    assert.match(reply, /^HTTP\/1\.1 502 /)
+    assert.include(reply, '"_tag":"UpstreamUnavailable"')
+    const record = await eventually(async () =>
+      (await proxyRecords(b)).find(
+        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
+      )
+    )
+    assert.strictEqual(record.outcome, "error")
+    assert.strictEqual(record.reason, "upstream-unreachable")
+    assert.strictEqual((record.details as Record<string, unknown>).bytesIn, 0)
   })
 
   it("a host outside the allow-list: 403 HostNotAllowed, audited as denied", async () => {
