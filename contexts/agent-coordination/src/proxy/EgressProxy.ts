@@ -5,7 +5,8 @@
  * - `issue`: delivery of a capability with a `proxy` block returns the proxy base URL
  *   (`<broker>/v1/proxy/<session>`) and a proxy token bound to the session, never the key.
  * - `open`: one proxied request. Checks, in order and before any upstream byte: the token's MAC
- *   for the session in the URL (no store read for a forged token), the session (exists, `active`,
+ *   for the session in the URL (no store read for a forged token; a token that verified is
+ *   remembered, so its next requests skip the HMAC), the session (exists, `active`,
  *   deadline not passed — read on every request through the `Sessions` port, which the broker
  *   caches for a bounded time), the catalog in force now (the agent still listed, the wallet
  *   unchanged, the capability still proxied), the path (traversal) and the allow-lists of path
@@ -193,6 +194,8 @@ interface Usage {
 }
 
 const MAX_TRACKED_SESSIONS = 100_000
+/** Tokens remembered as verified (with their fingerprints); the oldest is forgotten first. */
+const MAX_VERIFIED_TOKENS = 10_000
 
 /** `text` with every occurrence of `secret` replaced by `[key]`. */
 const maskSecret = (text: string, secret: string): string =>
@@ -227,6 +230,25 @@ export const make: Effect.Effect<
       usage.set(session, u)
     }
     return u
+  }
+
+  // Tokens that verified, by value: their session and fingerprint. A token's validity is a pure
+  // function of the key, the session and the nonce, so a hit saves the HMAC (and the SHA-256 of
+  // the fingerprint) and can never be stale: revocation and expiry are the session's state,
+  // still read on every request. Only tokens that verified are remembered; a miss costs the
+  // HMAC as before.
+  const verified = new Map<string, { readonly session: string; readonly fingerprint: string }>()
+  const verifiedToken = (session: string, token: string): string | undefined => {
+    const hit = verified.get(token)
+    if (hit !== undefined) return hit.session === session ? hit.fingerprint : undefined
+    if (!ProxyToken.verify(key, session, token)) return undefined
+    if (verified.size >= MAX_VERIFIED_TOKENS) {
+      const oldest = verified.keys().next()
+      if (!oldest.done) verified.delete(oldest.value)
+    }
+    const fingerprint = ProxyToken.fingerprint(token)
+    verified.set(token, { session, fingerprint })
+    return fingerprint
   }
 
   // Fail closed on the audit: a `proxy.request` append that failed stops the proxy until an
@@ -274,9 +296,8 @@ export const make: Effect.Effect<
     Effect.gen(function* () {
       // 1. The token, before any read: a forged or foreign token costs one HMAC.
       const token = ProxyPolicy.presentedToken(request.headers)
-      if (token === undefined || !ProxyToken.verify(key, request.session, token)) {
-        return yield* unauthorized
-      }
+      const tokenFingerprint = token === undefined ? undefined : verifiedToken(request.session, token)
+      if (tokenFingerprint === undefined) return yield* unauthorized
       yield* recoverAudit
       // 2. The session, as it is now.
       const session = yield* sessions
@@ -436,7 +457,7 @@ export const make: Effect.Effect<
         credential: Redacted.make(ProxyPolicy.credentialValue(proxy, Redacted.value(secret))),
         secret,
         budget,
-        tokenFingerprint: ProxyToken.fingerprint(token)
+        tokenFingerprint
       } satisfies Grant
     })
 

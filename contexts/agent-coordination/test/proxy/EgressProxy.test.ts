@@ -6,6 +6,7 @@ import { DateTime, Effect, Exit, Layer, Redacted, Ref, Schema, TestClock } from 
 import * as CurrentCatalog from "../../src/CurrentCatalog.js"
 import * as Ports from "../../src/delivery/Ports.js"
 import * as EgressProxy from "../../src/proxy/EgressProxy.js"
+import * as ProxyToken from "../../src/proxy/ProxyToken.js"
 
 const KEY = "CANARY-proxy-upstream-key-41c7"
 const T0 = 1_900_000_000_000
@@ -217,6 +218,24 @@ describe("EgressProxy", () => {
       }
       assert.strictEqual((yield* TestHarness).vaultReads.n, 0)
       assert.strictEqual((yield* proxyRecords).length, 0)
+    }).pipe(inLayer())
+  )
+
+  it.effect("open: a token remembered as verified still opens only its own session", () =>
+    Effect.gen(function* () {
+      const proxy = yield* EgressProxy.EgressProxy
+      const a = yield* addSession()
+      const b = yield* addSession()
+      const tokenB = yield* tokenFor(b)
+      const first = yield* proxy.open(req(b.id, tokenB))
+      const again = yield* proxy.open(req(b.id, tokenB))
+      assert.strictEqual(again.tokenFingerprint, first.tokenFingerprint)
+      assert.strictEqual(first.tokenFingerprint, ProxyToken.fingerprint(tokenB))
+      // B's token, verified and remembered, is still refused on A's URL and for a removed session.
+      assert.strictEqual(failureTag(yield* Effect.exit(proxy.open(req(a.id, tokenB)))), "Unauthorized")
+      assert.strictEqual(failureTag(yield* Effect.exit(proxy.open(req("ses_nope", tokenB)))), "Unauthorized")
+      ;(yield* TestHarness).sessions.delete(b.id)
+      assert.strictEqual(failureTag(yield* Effect.exit(proxy.open(req(b.id, tokenB)))), "Unauthorized")
     }).pipe(inLayer())
   )
 
