@@ -4,7 +4,6 @@
  * access logs, metrics, and a graceful drain on shutdown.
  */
 import type * as Http from "node:http"
-import type * as Net from "node:net"
 import { Api as VaultApi } from "@aap/vault"
 import {
   HttpApi,
@@ -296,44 +295,6 @@ const guardBody = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
       onSuccess: (text) => (jsonDepthExceeds(text, MAX_JSON_DEPTH) ? Effect.succeed(tooDeep) : app)
     })
   })
-
-const CLIENT_ERRORS: Record<string, { status: number; reason: string; tag: string; message: string }> = {
-  HPE_HEADER_OVERFLOW: {
-    status: 431,
-    reason: "Request Header Fields Too Large",
-    tag: "HeadersTooLarge",
-    message: "the request headers are too large"
-  },
-  ERR_HTTP_REQUEST_TIMEOUT: {
-    status: 408,
-    reason: "Request Timeout",
-    tag: "RequestTimeout",
-    message: "the request was not received in time"
-  }
-}
-
-/**
- * `clientError` listener for the node server: protocol-level failures (unframed bytes, headers
- * over node's limit, a request not received in time) answer with the same `{_tag, message}`
- * JSON body as every other error instead of node's bare status line, then close the socket.
- */
-export const onClientError = (error: Error & { code?: string }, socket: Net.Socket): void => {
-  if (error.code === "ECONNRESET" || !socket.writable) {
-    socket.destroy()
-    return
-  }
-  const known = CLIENT_ERRORS[error.code ?? ""] ?? {
-    status: 400,
-    reason: "Bad Request",
-    tag: "BadRequest",
-    message: "malformed HTTP request"
-  }
-  const body = JSON.stringify({ _tag: known.tag, message: known.message })
-  socket.end(
-    `HTTP/1.1 ${known.status} ${known.reason}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
-  )
-}
 
 /** Outermost middleware: ids, body limit, drain, access log and metrics. */
 export const outerMiddleware =
