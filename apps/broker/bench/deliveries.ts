@@ -31,6 +31,8 @@ const connectionsArg = args.indexOf("--connections")
 const connections = connectionsArg >= 0 ? Number(args[connectionsArg + 1]) : 32
 /** `--deliveries-only`: skip the baselines and the pair run (for profiling the hot path). */
 const deliveriesOnly = args.includes("--deliveries-only")
+/** `--pairs-only`: skip the baselines, run deliveries briefly, profile the pair run instead. */
+const pairsOnly = args.includes("--pairs-only")
 
 const root = Path.resolve(import.meta.dirname, "../../..")
 const catalog = Path.join(root, "examples/catalog.yaml")
@@ -196,9 +198,9 @@ const main = async () => {
 
   const skipped: Run = { rps: Number.NaN, p50: Number.NaN, p99: Number.NaN, errors: 0, non2xx: 0, rssMax: 0 }
   log(`bare node:http, ${duration}s x ${connections} connections ...`)
-  const bareRun = deliveriesOnly ? skipped : await load({ url: `http://127.0.0.1:${barePort}/` })
+  const bareRun = deliveriesOnly || pairsOnly ? skipped : await load({ url: `http://127.0.0.1:${barePort}/` })
   log("trivial HttpApi endpoint (GET /healthz on the broker) ...")
-  const trivial = deliveriesOnly ? skipped : await load({ url: `${url}/healthz` }, broker.pid)
+  const trivial = deliveriesOnly || pairsOnly ? skipped : await load({ url: `${url}/healthz` }, broker.pid)
   log("audited deliveries (POST /v1/sessions/{id}/credentials, low-tier bearer-token) ...")
   // CLOCK_MONOTONIC in µs, the clock of the .cpuprofile's timestamps: the summary covers this run only
   const deliveriesFrom = Number(process.hrtime.bigint() / 1000n)
@@ -217,6 +219,7 @@ const main = async () => {
     metric("aap_audit_append_duration_seconds_count")
   log("session request + delivery pairs ...")
   let pairs = 0
+  const pairsFrom = Number(process.hrtime.bigint() / 1000n)
   const pairRun = deliveriesOnly
     ? skipped
     : await load(
@@ -258,6 +261,7 @@ const main = async () => {
         },
         broker.pid
       )
+  const pairsTo = Number(process.hrtime.bigint() / 1000n)
   const pairsPerSecond = pairs / duration
 
   // audit appended for every delivery?
@@ -399,19 +403,23 @@ const main = async () => {
       `pair run: ${pairRun.non2xx} non-2xx, ${pairRun.errors} errors, ${round3(pairRun.cpuMsPerRequest ?? Number.NaN)} ms broker CPU per request`
     )
   }
-  if (profile) summariseProfile(profDir, deliveriesFrom, deliveriesTo)
+  if (profile && pairsOnly) summariseProfile(profDir, pairsFrom, pairsTo, "pair")
+  else if (profile) summariseProfile(profDir, deliveriesFrom, deliveriesTo, "delivery")
 }
 
 const round = (n: number) => Math.round(n * 100) / 100
 const round3 = (n: number) => Math.round(n * 1000) / 1000
 
-/** Self time by package and function from the broker's .cpuprofile during the delivery run, top 25. */
-const summariseProfile = (dir: string, from: number, to: number) => {
+/** Self time by package and function from the broker's .cpuprofile during one run (delivery or pair), top 25. */
+const summariseProfile = (dir: string, from: number, to: number, run: string) => {
   // the main thread's profile (tsx's loader thread writes a second, smaller one)
   const file = Fs.readdirSync(dir)
     .filter((f) => f.endsWith(".cpuprofile"))
     .sort((a, b) => Fs.statSync(Path.join(dir, b)).size - Fs.statSync(Path.join(dir, a)).size)[0]
   if (!file) return log("no CPU profile written")
+  // kept with the profile for further analysis of the same window
+  Fs.writeFileSync(Path.join(dir, "window.json"), JSON.stringify({ file, from, to }))
+  log(`profile: ${Path.join(dir, file)} (${run} run ${from}..${to} µs)`)
   const prof = JSON.parse(Fs.readFileSync(Path.join(dir, file), "utf8")) as {
     nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>
     samples: Array<number>
@@ -443,7 +451,7 @@ const summariseProfile = (dir: string, from: number, to: number) => {
       .sort((a, b) => b[1] - a[1])
       .slice(0, k)
       .map(([name, n]) => ({ name, pct: round((100 * n) / total) }))
-  console.log(`CPU self time by package (broker, during the delivery run: ${total} samples):`)
+  console.log(`CPU self time by package (broker, during the ${run} run: ${total} samples):`)
   console.table(top(byPackage, 15))
   console.log("CPU self time by function (top 25):")
   console.table(top(self, 25))
