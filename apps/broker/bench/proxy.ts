@@ -13,6 +13,9 @@
  * `performance.now()`; the per-request cost; target ≤ 1 ms) and autocannon throughput at 32
  * connections (target ≥ 0.5 × direct). Upstream and proxy each run in their
  * own child process; runs alternate direct/proxy twice and keep the better of each.
+ * The headline upstream answers at once (the proxy's cost is all there is to see). One extra,
+ * labelled row repeats the 32-connection run against an upstream that answers after
+ * `UPSTREAM_DELAY_MS` (LLM APIs take hundreds of milliseconds), where that cost is diluted.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -22,6 +25,9 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import autocannon from "autocannon"
 import { DateTime, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+
+/** The extra row's upstream latency. */
+const UPSTREAM_DELAY_MS = 20
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")
@@ -273,7 +279,21 @@ const main = async () => {
   }
   if (d1 === undefined || p1 === undefined || d32 === undefined || p32 === undefined || b32 === undefined)
     throw new Error("no runs")
-  const failures = p32.errors + p32.non2xx + d32.errors + d32.non2xx
+  const delayed = `?delay=${UPSTREAM_DELAY_MS}`
+  const dSlow = await load(`${directUrl}${delayed}`, directHeaders, 32)
+  const pSlow = await load(`${proxyUrl}${delayed}`, proxyHeaders, 32)
+  log(
+    `upstream answering after ${UPSTREAM_DELAY_MS} ms, 32 connections: direct ${Math.round(dSlow.rps)} req/s, proxy ${Math.round(pSlow.rps)} req/s`
+  )
+  const failures =
+    p32.errors +
+    p32.non2xx +
+    d32.errors +
+    d32.non2xx +
+    pSlow.errors +
+    pSlow.non2xx +
+    dSlow.errors +
+    dSlow.non2xx
   const added = Math.round((p1.p50 - d1.p50) * 1000) / 1000
   const ratio = Math.round((p32.rps / d32.rps) * 1000) / 1000
   const rows = [
@@ -301,6 +321,15 @@ const main = async () => {
       value: Math.round(p32.rps),
       baseline: Math.round(b32.rps),
       ratio: Math.round((p32.rps / b32.rps) * 1000) / 1000,
+      target: "informational",
+      met: true
+    },
+    {
+      figure: `proxy throughput, 32 connections, upstream answering after ${UPSTREAM_DELAY_MS} ms (not the headline)`,
+      unit: "req/s",
+      value: Math.round(pSlow.rps),
+      baseline: Math.round(dSlow.rps),
+      ratio: Math.round((pSlow.rps / dSlow.rps) * 1000) / 1000,
       target: "informational",
       met: true
     },

@@ -74,7 +74,7 @@ export interface Upstream {
  * - `POST /api/v1/chat/completions`: SSE — one event, then waits for `releaseLast()`, then `[DONE]`.
  * - `POST /api/v1/echo`: streams the request body back.
  * - `GET /api/v1/leak`: a response header that echoes the key.
- * - `GET /api/v1/small`: `{"ok":true}` (the benchmark).
+ * - `GET /api/v1/small[?delay=<ms>]`: `{"ok":true}`, after `delay` ms if given (the benchmark).
  * - `POST /api/v1/stream?events=N&size=S`: SSE — N events of S bytes each, 2 ms apart.
  * - `POST /api/v1/upload`: reads the whole request body, answers `{"bytes":<count>}`.
  */
@@ -151,8 +151,14 @@ export const startUpstream = (tls: Tls): Promise<Upstream> =>
         return
       }
       if (path === "/api/v1/small") {
-        res.writeHead(200, { "content-type": "application/json", "content-length": "11" })
-        res.end('{"ok":true}')
+        const answer = () => {
+          res.writeHead(200, { "content-type": "application/json", "content-length": "11" })
+          res.end('{"ok":true}')
+        }
+        // `?delay=<ms>`: answers after that long (the benchmark's row with an upstream latency).
+        const delay = req.url === path ? 0 : Number(new URLSearchParams(req.url?.split("?")[1]).get("delay"))
+        if (delay > 0) setTimeout(answer, delay)
+        else answer()
         return
       }
       res.writeHead(404)
