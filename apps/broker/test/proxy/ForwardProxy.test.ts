@@ -186,7 +186,8 @@ const ENV = [
   "AAP_PROXY_UPSTREAM_CA_FILE",
   "AAP_PROXY_CA_CERT",
   "AAP_PROXY_CA_KEY",
-  "AAP_PROXY_TUNNEL_CHECK_MS"
+  "AAP_PROXY_TUNNEL_CHECK_MS",
+  "AAP_PROXY_MAX_REQUESTS"
 ]
 
 /** An embedded broker with `env` set while its layers are built; the key stored; an agent token. */
@@ -689,6 +690,48 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     logs.push(...plainLogs)
     for (const line of plainLogs) assert.notInclude(line, KEY)
     assert.notInclude(readTree(Path.join(b.home, "audit")), KEY)
+  })
+
+  it("the session's request budget applies inside an intercepted tunnel (429 ProxyBudgetExceeded)", async () => {
+    if (upstream === undefined || blind === undefined) throw new Error("no upstream")
+    const budgetLogs: Array<string> = []
+    const b = await startBroker(
+      catalogYaml(upstream.port, blind.port),
+      {
+        AAP_PROXY_UPSTREAM_CA_FILE: Path.join(dir, "upstream-ca.pem"),
+        AAP_PROXY_CA_CERT: ca.cert,
+        AAP_PROXY_CA_KEY: ca.key,
+        AAP_PROXY_MAX_REQUESTS: "2"
+      },
+      budgetLogs
+    )
+    runtimes.push(b.runtime)
+    const s = await openSession(b)
+    tokens.push(s.token)
+    const url = `https://localhost:${upstream.port}/api/v1/small`
+    // One curl, one tunnel, three requests on it.
+    const r = await curl([
+      "--proxy",
+      b.url,
+      "--proxy-user",
+      `${s.id}:${s.token}`,
+      "--cacert",
+      ca.cert,
+      "-w",
+      " %{http_code}\n",
+      url,
+      url,
+      url
+    ])
+    received.push(r.stdout, r.stderr)
+    assert.strictEqual(r.code, 0, r.stderr)
+    const lines = r.stdout.trim().split("\n")
+    assert.deepStrictEqual(
+      lines.map((l) => l.slice(l.lastIndexOf(" ") + 1)),
+      ["200", "200", "429"]
+    )
+    assert.include(lines[2], '"_tag":"ProxyBudgetExceeded"')
+    logs.push(...budgetLogs)
   })
 
   it("canaries: neither the key nor a proxy token is in a log line, an error body, an audit record or the agent's output", async () => {
