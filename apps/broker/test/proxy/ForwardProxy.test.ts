@@ -2,11 +2,13 @@
  * The forward-proxy mode (issue 12, ADR 0081/0082) in the embedded broker, driven by the real
  * `curl` binary through `--proxy` (CONNECT on the broker's listener):
  * - a blind tunnel to a `proxy.connect` host (a local TLS server curl trusts with `--cacert`);
+ * - an allowed blind host that is down: 502, the tunnel audited as an error;
  * - a host outside the allow-list: 403 `HostNotAllowed`, audited;
  * - no or bad `Proxy-Authorization`: 407 with `Proxy-Authenticate`, not audited;
  * - revoking the session cuts a tunnel that is open;
  * - TLS interception with the operator CA: curl trusts the CA, the upstream gets the injected
- *   key, curl never sees it, each inner request has its `proxy.request` record, SSE streams;
+ *   key, curl never sees it, each inner request has its `proxy.request` record, SSE streams,
+ *   the request budget applies;
  * - absolute-form (`HTTP_PROXY`-style) requests are refused;
  * - a broker without an operator CA refuses CONNECT to the upstream host and serves no CA.
  * The upstream key and the proxy token are canaries: neither appears in a log line, an error
@@ -709,7 +711,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const s = await openSession(b)
     tokens.push(s.token)
     const url = `https://localhost:${upstream.port}/api/v1/small`
-    // One curl, one tunnel, three requests on it.
+    // Three requests in one curl run (curl reuses its tunnel when it can); the third is over budget.
     const r = await curl([
       "--proxy",
       b.url,
