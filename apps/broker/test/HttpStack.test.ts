@@ -29,7 +29,8 @@ import { Unauthorized } from "../src/BrokerErrors.js"
 import * as CatalogHolder from "../src/CatalogHolder.js"
 import { SecretCache } from "../src/internal/delivery.js"
 import { layerMetrics, loggerLayer, makeBatchedSink, traceIdFrom } from "../src/internal/observability.js"
-import { layerSessionCache } from "../src/internal/sessionCache.js"
+import { type CachedSession, layerSessionCache, SessionCache } from "../src/internal/sessionCache.js"
+import { makeTtlCache } from "../src/internal/ttlCache.js"
 import * as Readiness from "../src/Readiness.js"
 
 const catalogFile = Path.resolve(__dirname, "../../../examples/catalog.yaml")
@@ -461,6 +462,46 @@ describe("request logs without the platform's tracing middleware (ADR 0054)", ()
           metrics.text,
           /aap_http_requests_total\{[^}]*route="\/healthz"[^}]*status="200"[^}]*\} \d+/
         )
+      })
+    )
+  })
+})
+
+describe("sessions granted active are cached as created (ADR 0055)", () => {
+  const cache = makeTtlCache<string, CachedSession>({ ttlMs: 60_000, maxEntries: 100 })
+  const shared = Layer.succeed(SessionCache, { ...cache, invalidate: cache.delete })
+  const withCache = Layer.mergeAll(
+    authenticator,
+    readiness,
+    coordination,
+    shared,
+    deliveryStub,
+    oidcStub,
+    vault
+  ).pipe(Layer.provideMerge(AuditLog.layerMemory), Layer.provideMerge(catalog))
+  layer(Broker.layerWith(config, withCache), { timeout: 60_000, excludeTestServices: true })((it) => {
+    it.effect("a low-tier session request leaves the active session in the session cache", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const created = yield* call(url, "POST", "/v1/sessions", {
+          token: "agent-codex",
+          body: JSON.stringify({ capability: "openrouter-chat" })
+        })
+        assert.strictEqual(created.status, 201)
+        const id = String(created.json?.id)
+        const cached = cache.get(id)
+        assert.deepStrictEqual(
+          { id: cached?.id, agent: cached?.agent, status: cached?.status, capability: cached?.capability },
+          { id, agent: "codex", status: "active", capability: "openrouter-chat" }
+        )
+        assert.strictEqual(cached?.expiresAt.toJSON(), created.json?.expiresAt)
+        // revoking evicts it at once
+        const revoked = yield* call(url, "POST", `/v1/sessions/${id}/revoke`, {
+          token: "agent-codex",
+          body: "{}"
+        })
+        assert.strictEqual(revoked.status, 200)
+        assert.strictEqual(cache.get(id), undefined)
       })
     )
   })
