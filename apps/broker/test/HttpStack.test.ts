@@ -227,6 +227,37 @@ describe("HTTP stack", () => {
       })
     )
 
+    it.effect("a chunked body above the limit is refused (413 or a closed connection), never processed", () =>
+      Effect.gen(function* () {
+        const { url } = yield* Broker.BrokerInfo
+        const outcome = yield* Effect.promise(async () => {
+          const chunk = new TextEncoder().encode(`{"value":"${"x".repeat(4096)}"}`)
+          const body = new ReadableStream<Uint8Array>({
+            start(controller) {
+              controller.enqueue(chunk)
+              controller.close()
+            }
+          })
+          try {
+            const res = await fetch(`${url}/v1/wallets/codex/secrets/chunked`, {
+              method: "PUT",
+              headers: { authorization: "Bearer operator-alice", "content-type": "application/json" },
+              body,
+              duplex: "half"
+            } as RequestInit)
+            return { status: res.status, json: (await res.json().catch(() => undefined)) as unknown }
+          } catch {
+            return { status: 0, json: undefined }
+          }
+        })
+        assert.include([413, 0], outcome.status)
+        if (outcome.status === 413)
+          assert.strictEqual((outcome.json as { _tag?: string })._tag, "PayloadTooLarge")
+        const stored = yield* call(url, "GET", "/v1/wallets/codex/secrets", { token: "operator-alice" })
+        assert.notInclude(stored.text, "chunked")
+      })
+    )
+
     it.effect("a declared body above the limit is 413 before it is read", () =>
       Effect.gen(function* () {
         const { url } = yield* Broker.BrokerInfo

@@ -382,7 +382,6 @@ export const outerMiddleware =
                   HttpServerRequest.HttpServerRequest,
                   request.modify({ url: canonical })
                 ),
-            HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes)),
             Effect.annotateLogs({ requestId, traceId }),
             Effect.ensuring(Effect.sync(options.drain.end))
           )
@@ -454,7 +453,12 @@ export const serveLayer = (options: {
       yield* server
         // the app's requirements are all in this layer's context, which `serve` runs requests in
         .serve(wrapped as HttpApp.Default<unknown>)
-        .pipe(tracing ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true))
+        .pipe(
+          tracing ? identity : Effect.locally(HttpMiddleware.currentTracerDisabledWhen, () => true),
+          // the body limit for reads, set once for every request rather than per request
+          // (a FiberRef set copies the fiber's refs; ADR 0056)
+          HttpIncomingMessage.withMaxBodySize(Option.some(options.maxBodyBytes))
+        )
       // Registered after `serve`, so it runs first on shutdown: refuse new requests, let the
       // in-flight ones finish, then close idle keep-alive connections.
       yield* Effect.addFinalizer(() =>
