@@ -1,7 +1,8 @@
 /**
  * Vault get/put ops/s next to raw GetItem/PutItem through the same DynamoDB client, against the
  * embedded dynalite (in memory), all in one run (issue 4). One request in flight at a time
- * (latency-bound, like one broker request), interleaved rounds, median per variant.
+ * (latency-bound, like one broker request), interleaved rounds, median per variant; each ratio
+ * is the median of per-round ratios against the same round's baseline.
  *
  *  - vault get (Query Limit 1 + envelope open, DEK cache) vs raw GetItem of the same item:
  *    target ≥ 0.7; and, to separate the engine from the vault, raw Query Limit 1 vs GetItem and
@@ -20,9 +21,10 @@
  * (`bench/engine.ts`): CPU time is then the client side only, as against a remote DynamoDB.
  *
  *   pnpm bench                 table on stderr
- *   pnpm bench --json          rows {figure, unit, value, baseline, ratio, target, met} on stdout
- *   BENCH_SECONDS=3            measured time per variant (default 2 s), split over BENCH_ROUNDS
- *   BENCH_ROUNDS=5             interleaved rounds (default 5)
+ *   pnpm bench --json          rows {figure, unit, value, baseline, ratio, spread, target, met}
+ *   BENCH_SECONDS=3            measured time per variant (default 4 s), split over BENCH_ROUNDS
+ *   BENCH_ROUNDS=5             interleaved rounds (default 10); a ratio is the median of the
+ *                              per-round ratios (see `row`)
  *   BENCH_ENGINE=process       engine in a child process (default: in this process)
  */
 
@@ -35,8 +37,8 @@ import { Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { SecretStore } from "../src/index.js"
 
 const json = process.argv.includes("--json")
-const seconds = Number(process.env.BENCH_SECONDS ?? "2")
-const rounds = Number(process.env.BENCH_ROUNDS ?? "5")
+const seconds = Number(process.env.BENCH_SECONDS ?? "4")
+const rounds = Number(process.env.BENCH_ROUNDS ?? "10")
 const engineMode = process.env.BENCH_ENGINE === "process" ? "process" : "in-process"
 const value = Redacted.make("sk-or-v1-".padEnd(256, "x"))
 
@@ -187,14 +189,26 @@ const main = async () => {
   await local.dispose()
   const m = (name: Variant) => median(samples.get(name)!.map((s) => s.cpu))
   const wall = (name: Variant) => median(samples.get(name)!.map((s) => s.wall))
-  const row = (figure: string, value: number, baseline: number, target: number | null) => {
-    const ratio = value / baseline
+  /**
+   * The ratio is the median of per-round ratios (each round's variant against the baseline's
+   * round of the same pass, a few hundred milliseconds apart), not the ratio of two medians:
+   * on a shared machine whose load swings between rounds, pairing cancels the swing that a
+   * ratio of medians taken at different moments keeps. `spread` is the lowest and highest
+   * per-round ratio.
+   */
+  const row = (figure: string, variant: Variant, base: Variant, target: number | null) => {
+    const a = samples.get(variant)!
+    const b = samples.get(base)!
+    const perRound = a.map((s, i) => s.cpu / b[i]!.cpu)
+    const ratio = median(perRound)
+    const r3 = (x: number) => Math.round(x * 1000) / 1000
     return {
       figure,
       unit: "ops/s per CPU-second",
-      value: Math.round(value),
-      baseline: Math.round(baseline),
-      ratio: Math.round(ratio * 1000) / 1000,
+      value: Math.round(m(variant)),
+      baseline: Math.round(m(base)),
+      ratio: r3(ratio),
+      spread: [r3(Math.min(...perRound)), r3(Math.max(...perRound))] as const,
       target,
       met: target === null ? null : ratio >= target
     }
@@ -202,42 +216,37 @@ const main = async () => {
   const rows = [
     row(
       "vault get vs raw GetItem (static-local signer, default embedded)",
-      m("vault get (static-local)"),
-      m("raw GetItem (static-local)"),
+      "vault get (static-local)",
+      "raw GetItem (static-local)",
       0.7
     ),
-    row("vault get vs raw GetItem (sigv4)", m("vault get (sigv4)"), m("raw GetItem (sigv4)"), 0.7),
+    row("vault get vs raw GetItem (sigv4)", "vault get (sigv4)", "raw GetItem (sigv4)", 0.7),
     row(
       "raw Query Limit 1 vs raw GetItem (static-local): the engine's cost of the design",
-      m("raw Query Limit 1 (static-local)"),
-      m("raw GetItem (static-local)"),
+      "raw Query Limit 1 (static-local)",
+      "raw GetItem (static-local)",
       null
     ),
     row(
       "vault get vs raw Query Limit 1 (static-local): the vault's own cost",
-      m("vault get (static-local)"),
-      m("raw Query Limit 1 (static-local)"),
+      "vault get (static-local)",
+      "raw Query Limit 1 (static-local)",
       null
     ),
     row(
       "vault put vs raw PutItem (static-local)",
-      m("vault put (static-local)"),
-      m("raw PutItem (static-local)"),
+      "vault put (static-local)",
+      "raw PutItem (static-local)",
       null
     ),
-    row("vault put vs raw PutItem (sigv4)", m("vault put (sigv4)"), m("raw PutItem (sigv4)"), null),
+    row("vault put vs raw PutItem (sigv4)", "vault put (sigv4)", "raw PutItem (sigv4)", null),
     row(
       "raw GetItem: static-local signer vs sigv4",
-      m("raw GetItem (static-local)"),
-      m("raw GetItem (sigv4)"),
+      "raw GetItem (static-local)",
+      "raw GetItem (sigv4)",
       null
     ),
-    row(
-      "vault get: static-local signer vs sigv4",
-      m("vault get (static-local)"),
-      m("vault get (sigv4)"),
-      null
-    )
+    row("vault get: static-local signer vs sigv4", "vault get (static-local)", "vault get (sigv4)", null)
   ]
   const callRows = Object.entries(calls).map(([figure, value]) => ({
     figure: `${figure}: DynamoDB calls per operation`,
@@ -269,6 +278,7 @@ const main = async () => {
     for (const r of rows) {
       log(
         `${r.figure.padEnd(66)} ${String(r.value).padStart(6)} / ${String(r.baseline).padStart(6)} = ${r.ratio.toFixed(3)}` +
+          ` (rounds ${r.spread[0].toFixed(2)}-${r.spread[1].toFixed(2)})` +
           (r.target === null ? "" : `  target ≥ ${r.target} ${r.met ? "met" : "NOT MET"}`)
       )
     }
