@@ -219,48 +219,44 @@ const main = async () => {
     metric("aap_audit_append_duration_seconds_count")
   log("session request + delivery pairs ...")
   let pairs = 0
+  const pairRequests = (): Array<autocannon.Request> => [
+    {
+      method: "POST",
+      path: "/v1/sessions",
+      headers: agentHeaders,
+      body: JSON.stringify({ capability: "openrouter-chat" }),
+      onResponse: (status, body, context) => {
+        if (status === 201) context.session = JSON.parse(body).id
+      }
+    },
+    {
+      method: "POST",
+      headers: agentHeaders,
+      body: "{}",
+      setupRequest: (req, context) => ({
+        ...req,
+        path: `/v1/sessions/${String(context.session)}/credentials`
+      }),
+      onResponse: (status) => {
+        if (status === 200) pairs++
+      }
+    },
+    {
+      // the agent ends its session, as `aap exec` does when CMD exits
+      method: "POST",
+      headers: agentHeaders,
+      body: "{}",
+      setupRequest: (req, context) => ({
+        ...req,
+        path: `/v1/sessions/${String(context.session)}/revoke`
+      })
+    }
+  ]
+  // the session path (request, revoke) is cold until now: warm it up like the deliveries
+  if (!deliveriesOnly) await load({ url, requests: pairRequests(), duration: 2 })
+  pairs = 0
   const pairsFrom = Number(process.hrtime.bigint() / 1000n)
-  const pairRun = deliveriesOnly
-    ? skipped
-    : await load(
-        {
-          url,
-          requests: [
-            {
-              method: "POST",
-              path: "/v1/sessions",
-              headers: agentHeaders,
-              body: JSON.stringify({ capability: "openrouter-chat" }),
-              onResponse: (status, body, context) => {
-                if (status === 201) context.session = JSON.parse(body).id
-              }
-            },
-            {
-              method: "POST",
-              headers: agentHeaders,
-              body: "{}",
-              setupRequest: (req, context) => ({
-                ...req,
-                path: `/v1/sessions/${String(context.session)}/credentials`
-              }),
-              onResponse: (status) => {
-                if (status === 200) pairs++
-              }
-            },
-            {
-              // the agent ends its session, as `aap exec` does when CMD exits
-              method: "POST",
-              headers: agentHeaders,
-              body: "{}",
-              setupRequest: (req, context) => ({
-                ...req,
-                path: `/v1/sessions/${String(context.session)}/revoke`
-              })
-            }
-          ]
-        },
-        broker.pid
-      )
+  const pairRun = deliveriesOnly ? skipped : await load({ url, requests: pairRequests() }, broker.pid)
   const pairsTo = Number(process.hrtime.bigint() / 1000n)
   const pairsPerSecond = pairs / duration
 
