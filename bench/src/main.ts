@@ -89,6 +89,8 @@ const runBench = async (b: Bench): Promise<Outcome> => {
 }
 
 const cell = (v: unknown): string => {
+  // a ratio that does not exist (NaN, serialised by JSON as null) prints as a dash
+  if (v === null || v === undefined) return "–"
   if (typeof v === "number")
     return Number.isFinite(v) ? v.toLocaleString("en-US", { maximumFractionDigits: 2 }) : "n/a"
   return String(v).replace(/\|/g, "\\|")
