@@ -6,6 +6,9 @@
  * the start (ready, before load), after the first 10 s, at the end and the maximum, the request
  * count, the error count (5xx and transport errors), unexpected statuses, and whether the audit
  * chain verifies afterwards. Writes bench/SOAK.md.
+ *
+ * `AAP_SOAK_NODE_ARGS` passes node flags to the broker process only (node refuses `--cpu-prof`
+ * in NODE_OPTIONS), e.g. `AAP_SOAK_NODE_ARGS="--heapsnapshot-signal=SIGUSR2 --cpu-prof"`.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as Fs from "node:fs"
@@ -53,7 +56,10 @@ export const soak = async (options: {
       Fs.existsSync(Path.join(root, "apps/cli/dist/serve.mjs")))
   const child: ChildProcess = spawn(
     process.execPath,
-    built ? [Path.join(root, "apps/cli/bin/aap.mjs"), "serve"] : ["--import", "tsx", "src/main.ts"],
+    [
+      ...(process.env.AAP_SOAK_NODE_ARGS ?? "").split(" ").filter((a) => a !== ""),
+      ...(built ? [Path.join(root, "apps/cli/bin/aap.mjs"), "serve"] : ["--import", "tsx", "src/main.ts"])
+    ],
     {
       cwd: built ? root : Path.join(root, "apps/broker"),
       stdio: ["ignore", "ignore", "pipe"],
