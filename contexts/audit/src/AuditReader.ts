@@ -145,14 +145,20 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
       const found: Array<AuditEvent> = []
       for (const stream of candidates) {
         const from = q.stream !== undefined ? Math.max(0, Math.floor(q.after ?? 0)) + 1 : 1
-        yield* Stream.runForEachChunk(sink.scan(stream, from), (chunk) =>
-          Effect.sync(() => {
-            for (const { line } of chunk) {
-              const event = readLine(line)
-              if (event !== undefined && matches(event, q)) found.push(event)
-            }
-          })
-        ).pipe(Effect.mapError(sinkUnavailable))
+        // Within a stream `ts` never decreases (one writer per stream keeps it monotonic,
+        // internal/writer.ts) and seq increases, so a stream's records come in (ts, stream, seq)
+        // order: only its first `limit` matches can be among the first `limit` overall, and
+        // nothing after its first record at or past `to` matches. The scan stops there instead
+        // of reading the whole stream (a query used to cost the whole log).
+        const taken = yield* sink.scan(stream, from).pipe(
+          Stream.map(({ line }) => readLine(line)),
+          Stream.takeWhile((event) => q.to === undefined || event === undefined || event.ts < q.to),
+          Stream.filter((event): event is AuditEvent => event !== undefined && matches(event, q)),
+          Stream.take(limit),
+          Stream.runCollect,
+          Effect.mapError(sinkUnavailable)
+        )
+        for (const event of taken) found.push(event)
       }
       return found.sort(order).slice(0, limit)
     })

@@ -1,0 +1,74 @@
+/**
+ * `query` reads a stream only as far as its answer needs (records of a stream come in
+ * (ts, stream, seq) order): a limited query over a long log stops after `limit` matches per
+ * stream, and a `to` bound stops at the first record past it. The answer is the one a full
+ * scan gives.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Stream } from "effect"
+import { AuditKeys, AuditLog, AuditReader, AuditSink } from "../src/index.js"
+import { input } from "./AuditSinkConformance.js"
+
+const layer = AuditLog.layerWith({ instanceId: "q", appendTimeout: "5 seconds" }).pipe(
+  Layer.provideMerge(AuditSink.layerMemory),
+  Layer.provideMerge(AuditKeys.layerEphemeral),
+  Layer.orDie
+)
+
+const EVENTS = 2_000
+
+describe("AuditReader.query", () => {
+  it.live("stops reading a stream once the answer is known, with the full scan's answer", () =>
+    Effect.gen(function* () {
+      const log = yield* AuditLog.AuditLog
+      const sink = yield* AuditSink.AuditSink
+      const keys = yield* AuditKeys.AuditKeys
+      yield* Effect.forEach(
+        Array.from({ length: EVENTS }, (_, i) => i + 1),
+        (i) => log.append(input(i)),
+        {
+          concurrency: 64
+        }
+      )
+      let pulled = 0
+      const counting: AuditSink.AuditSinkShape = {
+        ...sink,
+        scan: (stream, from) => sink.scan(stream, from).pipe(Stream.tap(() => Effect.sync(() => pulled++)))
+      }
+      const reader = AuditReader.make(counting, keys)
+
+      const first = yield* reader.query({ limit: 20 })
+      assert.deepStrictEqual(
+        first.map((e) => e.seq),
+        Array.from({ length: 20 }, (_, i) => i + 1)
+      )
+      // the scan reads in chunks: far fewer lines than the log holds, not exactly 20
+      assert.isBelow(pulled, EVENTS / 2)
+
+      // a filter the answer must search for: matches among every third record
+      pulled = 0
+      const bySession = yield* reader.query({ session: "s-0", limit: 10 })
+      assert.deepStrictEqual(
+        bySession.map((e) => e.details.n),
+        [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+      )
+      assert.isBelow(pulled, EVENTS / 2)
+
+      // `to` at the 100th record's time: nothing later is read or returned
+      const all = yield* reader.query({ limit: EVENTS })
+      assert.strictEqual(all.length, EVENTS)
+      const cut = all[99]!.ts
+      pulled = 0
+      const before = yield* reader.query({ to: cut, limit: EVENTS })
+      assert.deepStrictEqual(
+        before.map((e) => e.seq),
+        all.filter((e) => e.ts < cut).map((e) => e.seq)
+      )
+      assert.isBelow(pulled, EVENTS / 2)
+
+      // a query that needs everything still gets everything
+      const claude = yield* reader.query({ actor: "claude", limit: EVENTS })
+      assert.strictEqual(claude.length, EVENTS / 2)
+    }).pipe(Effect.provide(layer))
+  )
+})
