@@ -150,12 +150,25 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
         // order: only its first `limit` matches can be among the first `limit` overall, and
         // nothing after its first record at or past `to` matches. The scan stops there instead
         // of reading the whole stream (a query used to cost the whole log).
-        const taken = yield* sink.scan(stream, from).pipe(
-          Stream.map(({ line }) => readLine(line)),
-          Stream.takeWhile((event) => q.to === undefined || event === undefined || event.ts < q.to),
-          Stream.filter((event): event is AuditEvent => event !== undefined && matches(event, q)),
-          Stream.take(limit),
-          Stream.runCollect,
+        // A sink may hand over a whole segment as one chunk: lines are decoded one by one and
+        // the fold stops mid-chunk (chunk-wide stream operators would decode all of it first).
+        const taken: Array<AuditEvent> = []
+        let done = false
+        yield* sink.scan(stream, from).pipe(
+          Stream.runFoldWhile(
+            0,
+            () => !done,
+            (seen, { line }) => {
+              const event = readLine(line)
+              if (event === undefined) return seen + 1
+              if (q.to !== undefined && event.ts >= q.to) done = true
+              else if (matches(event, q)) {
+                taken.push(event)
+                if (taken.length >= limit) done = true
+              }
+              return seen + 1
+            }
+          ),
           Effect.mapError(sinkUnavailable)
         )
         for (const event of taken) found.push(event)
