@@ -122,15 +122,22 @@ const order = (a: AuditEvent, b: AuditEvent) =>
 export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysShape): AuditReaderShape => {
   const streams = Effect.mapError(sink.streams, sinkUnavailable)
 
-  const tail: AuditReaderShape["tail"] = (stream, options) =>
-    sink.scan(stream, Math.max(0, Math.floor(options?.after ?? 0)) + 1).pipe(
-      Stream.map(({ line }) => readLine(line)),
-      Stream.filter((event): event is AuditEvent => event !== undefined),
-      Stream.take(clampLimit(options?.limit)),
-      Stream.runCollect,
-      Effect.map((chunk) => [...chunk]),
+  const tail: AuditReaderShape["tail"] = (stream, options) => {
+    const limit = clampLimit(options?.limit)
+    // decoded line by line, stopping mid-chunk at `limit` (see `query`)
+    return sink.scan(stream, Math.max(0, Math.floor(options?.after ?? 0)) + 1).pipe(
+      Stream.runFoldWhile(
+        [] as Array<AuditEvent>,
+        (events) => events.length < limit,
+        (events, { line }) => {
+          const event = readLine(line)
+          if (event !== undefined) events.push(event)
+          return events
+        }
+      ),
       Effect.mapError(sinkUnavailable)
     )
+  }
 
   const query: AuditReaderShape["query"] = (q) =>
     Effect.gen(function* () {

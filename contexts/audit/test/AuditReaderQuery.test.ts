@@ -1,8 +1,8 @@
 /**
  * `query` reads a stream only as far as its answer needs (records of a stream come in
  * (ts, stream, seq) order): a limited query over a long log stops after `limit` matches per
- * stream, and a `to` bound stops at the first record past it. The answer is the one a full
- * scan gives.
+ * stream, and a `to` bound stops at the first record past it; `tail` stops at its limit. The
+ * answer is the one a full scan gives.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Effect, Layer, Stream } from "effect"
@@ -79,6 +79,15 @@ describe("AuditReader.query", () => {
         all.filter((e) => e.ts < cut).map((e) => e.seq)
       )
       assert.isBelow(pulled, EVENTS / 2)
+
+      // tail: the same early stop
+      pulled = 0
+      const page = yield* reader.tail(all[0]!.stream, { after: 100, limit: 5 })
+      assert.deepStrictEqual(
+        page.map((e) => e.seq),
+        [101, 102, 103, 104, 105]
+      )
+      assert.strictEqual(pulled, 5)
 
       // a query that needs everything still gets everything
       const claude = yield* reader.query({ actor: "claude", limit: EVENTS })
