@@ -250,9 +250,9 @@ const proxyRecords = async (b: Started): Promise<Array<Record<string, unknown>>>
     call(b.url, "GET", "/v1/audit?action=proxy.request&limit=1000", { token: b.op })
   )
   assert.strictEqual(r.status, 200, r.text)
-  return ((r.json.events ?? r.json.records ?? r.json.items ?? []) as Array<Record<string, unknown>>).filter(
-    (e) => e.action === "proxy.request"
-  )
+  // `events` is the audit API's field (contexts/audit Api.ts); a missing one must fail, not read as "none".
+  assert.isArray(r.json.events, r.text)
+  return (r.json.events as Array<Record<string, unknown>>).filter((e) => e.action === "proxy.request")
 }
 
 /** Waits (by polling; bounded by the test timeout) until `find` returns a record. */
