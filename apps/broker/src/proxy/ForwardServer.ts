@@ -42,34 +42,17 @@ export interface Options extends ProxyServer.Options {
   readonly tunnelCheckMs?: number | undefined
 }
 
-const STATUS: Record<string, number> = {
-  Unauthorized: 407,
-  HostNotAllowed: 403,
-  RequestDenied: 403,
-  NotProxied: 403,
-  SessionNotActive: 409,
-  Expired: 410,
-  Unavailable: 503,
-  Tampered: 500
-}
+/** The reverse proxy's statuses, but a proxy asks for credentials with 407 (RFC 9110 §15.5.8). */
+const STATUS: Readonly<Record<string, number>> = { ...ProxyServer.STATUS, Unauthorized: 407 }
 
 const PROXY_AUTHENTICATE = 'Basic realm="aap-proxy"'
 
 type Failure = { readonly _tag: string; readonly message: string; readonly host?: string }
 
-const bodyOf = (error: Failure): string => {
-  const body: Record<string, unknown> = { _tag: error._tag, message: error.message }
-  for (const [k, v] of Object.entries(error)) {
-    if (k === "cause" || k === "stack" || k === "_tag" || k === "message") continue
-    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") body[k] = v
-  }
-  return JSON.stringify(body)
-}
-
 /** Writes a whole HTTP/1.1 error response on a raw (CONNECT) socket and closes it. */
 const refuseSocket = (socket: Net.Socket, error: Failure, status = STATUS[error._tag] ?? 500) => {
   if (socket.destroyed) return
-  const body = bodyOf(error)
+  const body = JSON.stringify(ProxyServer.errorBody(error))
   const reason = Http.STATUS_CODES[status] ?? "Error"
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nconnection: close\r\n${status === 407 ? `proxy-authenticate: ${PROXY_AUTHENTICATE}\r\n` : ""}\r\n${body}`

@@ -33,7 +33,8 @@ export interface Options {
   readonly maxSocketsPerHost?: number | undefined
 }
 
-const STATUS: Record<string, number> = {
+/** The HTTP status of each error tag (the forward mode answers `Unauthorized` with 407). */
+export const STATUS: Readonly<Record<string, number>> = {
   Unauthorized: 401,
   InvalidProxyPath: 400,
   PathNotAllowed: 403,
@@ -55,7 +56,10 @@ const STATUS: Record<string, number> = {
 }
 
 /** `{ _tag, message, ...typed fields }`; never a header value, a body or a secret. */
-const errorBody = (error: { readonly _tag: string; readonly message: string }): Record<string, unknown> => {
+export const errorBody = (error: {
+  readonly _tag: string
+  readonly message: string
+}): Record<string, unknown> => {
   const body: Record<string, unknown> = { _tag: error._tag, message: error.message }
   for (const [k, v] of Object.entries(error)) {
     if (k === "cause" || k === "stack" || k === "_tag" || k === "message") continue
