@@ -202,6 +202,8 @@ describe("aap exec --proxy, forward mode", () => {
       }
     )
     assert.strictEqual(second, "[masked]")
+    // existsSync(undefined) is false: without this the check below could not fail.
+    assert.isString(facts.dir)
     assert.isFalse(Fs.existsSync(facts.dir), "the CA files are removed when CMD ends")
   })
 
