@@ -263,12 +263,20 @@ export const mount = (
         })
         inner.emit("connection", tls)
       },
-      () =>
+      (e: unknown) => {
+        // The error comes from signing a leaf or building its TLS context (the CA key is a
+        // non-extractable WebCrypto key, never part of it).
+        runFork(
+          Effect.logError("forward proxy: cannot mint a leaf certificate", Cause.die(e)).pipe(
+            Effect.annotateLogs({ host: tunnel.target.hostname, session: tunnel.session.id })
+          )
+        )
         refuseSocket(
           client,
           { _tag: "InternalError", message: "cannot mint a certificate; see the broker log" },
           500
         )
+      }
     )
   }
 
