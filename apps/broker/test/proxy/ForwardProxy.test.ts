@@ -69,6 +69,51 @@ const raw = (port: number, request: string): Promise<string> =>
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
 
+interface Session {
+  readonly id: string
+  readonly token: string
+}
+
+/** curl's arguments to go through broker `b` as session `s`, trusting `cacert`. */
+const via = (b: Started, s: Session, cacert: string) => [
+  "--proxy",
+  b.url,
+  "--proxy-user",
+  `${s.id}:${s.token}`,
+  "--cacert",
+  cacert
+]
+
+/** A raw CONNECT to `authority` with `s`'s credentials (`extra`: more header lines, each ending CRLF). */
+const connectAs = (authority: string, s: Session, extra = "") =>
+  `CONNECT ${authority} HTTP/1.1\r\n${extra}Proxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
+
+/**
+ * Starts `curl -sS -N args` and resolves once its stdout holds `marker` (a response that has
+ * started and not ended); `done` is the whole run once curl exits.
+ */
+const curlUntil = async (args: ReadonlyArray<string>, marker: string) => {
+  const child = ChildProcess.spawn(CURL, ["-sS", "-N", ...args], {
+    env: { PATH: process.env.PATH },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stdout = ""
+  let stderr = ""
+  const done = new Promise<Curl>((resolve) =>
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }))
+  )
+  child.stderr.on("data", (c: Buffer) => {
+    stderr += c.toString("utf8")
+  })
+  await new Promise<void>((resolve) =>
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString("utf8")
+      if (stdout.includes(marker)) resolve()
+    })
+  )
+  return { stdout: () => stdout, done }
+}
+
 /** Every file under `dir`, concatenated (the JSONL audit log as written on disk). */
 const readTree = (dir: string): string =>
   Fs.readdirSync(dir, { withFileTypes: true, recursive: true })
@@ -268,6 +313,8 @@ let upstream: Upstream | undefined
 let blind: Awaited<ReturnType<typeof startBlind>> | undefined
 let tls: Tls
 let dir: string
+/** The upstream's self-signed certificate, for curl's `--cacert` on blind tunnels. */
+let upstreamCa: string
 let ca: { readonly cert: string; readonly key: string }
 let intercepting: Started
 const logs: Array<string> = []
@@ -281,12 +328,13 @@ beforeAll(async () => {
   upstream = await startUpstream(tls)
   blind = await startBlind(tls)
   dir = tempHome()
-  Fs.writeFileSync(Path.join(dir, "upstream-ca.pem"), tls.cert)
+  upstreamCa = Path.join(dir, "upstream-ca.pem")
+  Fs.writeFileSync(upstreamCa, tls.cert)
   ca = makeCa(dir)
   intercepting = await startBroker(
     catalogYaml(upstream.port, blind.port),
     {
-      AAP_PROXY_UPSTREAM_CA_FILE: Path.join(dir, "upstream-ca.pem"),
+      AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa,
       AAP_PROXY_CA_CERT: ca.cert,
       AAP_PROXY_CA_KEY: ca.key,
       AAP_PROXY_TUNNEL_CHECK_MS: "100"
@@ -314,15 +362,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const s = await openSession(b)
     tokens.push(s.token)
     const before = blind?.seen.length ?? 0
-    const r = await curl([
-      "--proxy",
-      b.url,
-      "--proxy-user",
-      `${s.id}:${s.token}`,
-      "--cacert",
-      Path.join(dir, "upstream-ca.pem"),
-      `https://127.0.0.1:${blind?.port}/hello`
-    ])
+    const r = await curl([...via(b, s, upstreamCa), `https://127.0.0.1:${blind?.port}/hello`])
     received.push(r.stdout, r.stderr)
     assert.strictEqual(r.code, 0, r.stderr)
     assert.strictEqual(r.stdout, "blind-ok")
@@ -351,10 +391,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const b = intercepting
     const s = await openSession(b)
     tokens.push(s.token)
-    const reply = await raw(
-      b.port,
-      `CONNECT 127.0.0.1:1 HTTP/1.1\r\nProxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
-    )
+    const reply = await raw(b.port, connectAs("127.0.0.1:1", s))
     received.push(reply)
     assert.match(reply, /^HTTP\/1\.1 502 /)
     assert.include(reply, '"_tag":"UpstreamUnavailable"')
@@ -376,10 +413,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     received.push(r.stdout, r.stderr)
     assert.notStrictEqual(r.code, 0)
     assert.include(r.stderr, "403")
-    const reply = await raw(
-      b.port,
-      `CONNECT 127.0.0.2:9 HTTP/1.1\r\nHost: 127.0.0.2:9\r\nProxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
-    )
+    const reply = await raw(b.port, connectAs("127.0.0.2:9", s, "Host: 127.0.0.2:9\r\n"))
     received.push(reply)
     assert.match(reply, /^HTTP\/1\.1 403 /)
     const body = JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)) as Record<string, unknown>
@@ -395,10 +429,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const b = intercepting
     const s = await openSession(b, "base-url-only")
     tokens.push(s.token)
-    const reply = await raw(
-      b.port,
-      `CONNECT localhost:${upstream?.port} HTTP/1.1\r\nProxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
-    )
+    const reply = await raw(b.port, connectAs(`localhost:${upstream?.port}`, s))
     received.push(reply)
     assert.match(reply, /^HTTP\/1\.1 403 /)
     assert.include(reply, '"_tag":"HostNotAllowed"')
@@ -411,7 +442,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const s = await openSession(b)
     tokens.push(s.token)
     const target = `https://127.0.0.1:${blind?.port}/hello`
-    const none = await curl(["--proxy", b.url, "--cacert", Path.join(dir, "upstream-ca.pem"), target])
+    const none = await curl(["--proxy", b.url, "--cacert", upstreamCa, target])
     received.push(none.stdout, none.stderr)
     assert.notStrictEqual(none.code, 0)
     assert.include(none.stderr, "407")
@@ -422,7 +453,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
       "--proxy-user",
       `${s.id}:${forged}`,
       "--cacert",
-      Path.join(dir, "upstream-ca.pem"),
+      upstreamCa,
       target
     ])
     received.push(bad.stdout, bad.stderr)
@@ -455,38 +486,15 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const b = intercepting
     const s = await openSession(b)
     tokens.push(s.token)
-    const child = ChildProcess.spawn(
-      CURL,
-      [
-        "-sS",
-        "-N",
-        "--proxy",
-        b.url,
-        "--proxy-user",
-        `${s.id}:${s.token}`,
-        "--cacert",
-        Path.join(dir, "upstream-ca.pem"),
-        `https://127.0.0.1:${blind?.port}/hang`
-      ],
-      { env: { PATH: process.env.PATH }, stdio: ["ignore", "pipe", "pipe"] }
-    )
-    let stdout = ""
-    let stderr = ""
-    const exited = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? -1)))
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString("utf8")
-    })
-    // The tunnel is open and the response has started.
-    await new Promise<void>((resolve) =>
-      child.stdout.on("data", (c: Buffer) => {
-        stdout += c.toString("utf8")
-        if (stdout.includes("first-chunk")) resolve()
-      })
+    // Resolves once the tunnel is open and the response has started.
+    const run = await curlUntil(
+      [...via(b, s, upstreamCa), `https://127.0.0.1:${blind?.port}/hang`],
+      "first-chunk"
     )
     const revoked = await Effect.runPromise(post(b.url, `/v1/sessions/${s.id}/revoke`, b.agent, {}))
     assert.strictEqual(revoked.status, 200, revoked.text)
     // The upstream never ends this response: curl only exits because the broker cut the tunnel.
-    const code = await exited
+    const { code, stdout, stderr } = await run.done
     received.push(stdout, stderr)
     assert.notStrictEqual(code, 0)
     const record = await eventually(async () =>
@@ -497,10 +505,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     assert.strictEqual(record.outcome, "error")
     assert.strictEqual(record.reason, "session-ended")
     // And a new CONNECT with the same token is refused.
-    const again = await raw(
-      b.port,
-      `CONNECT 127.0.0.1:${blind?.port} HTTP/1.1\r\nProxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
-    )
+    const again = await raw(b.port, connectAs(`127.0.0.1:${blind?.port}`, s))
     received.push(again)
     assert.match(again, /^HTTP\/1\.1 409 /)
     assert.include(again, '"_tag":"SessionNotActive"')
@@ -511,7 +516,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const s = await openSession(b)
     tokens.push(s.token)
     const seenBefore = upstream?.seen.length ?? 0
-    const proxy = ["--proxy", b.url, "--proxy-user", `${s.id}:${s.token}`, "--cacert", ca.cert]
+    const proxy = via(b, s, ca.cert)
     const ok = await curl([...proxy, "-i", `https://localhost:${upstream?.port}/api/v1/small`])
     received.push(ok.stdout, ok.stderr)
     assert.strictEqual(ok.code, 0, ok.stderr)
@@ -536,12 +541,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     assert.include(issuer.stderr, "issuer: CN=aap test operator CA")
     // Without the CA curl refuses the minted certificate (what a pinning client would do).
     const untrusted = await curl([
-      "--proxy",
-      b.url,
-      "--proxy-user",
-      `${s.id}:${s.token}`,
-      "--cacert",
-      Path.join(dir, "upstream-ca.pem"),
+      ...via(b, s, upstreamCa),
       `https://localhost:${upstream?.port}/api/v1/small`
     ])
     received.push(untrusted.stdout, untrusted.stderr)
@@ -577,39 +577,23 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const b = intercepting
     const s = await openSession(b)
     tokens.push(s.token)
-    const child = ChildProcess.spawn(
-      CURL,
+    // The first event reaches curl while the upstream still holds the last one back.
+    const run = await curlUntil(
       [
-        "-sS",
-        "-N",
-        "--proxy",
-        b.url,
-        "--proxy-user",
-        `${s.id}:${s.token}`,
-        "--cacert",
-        ca.cert,
+        ...via(b, s, ca.cert),
         "-X",
         "POST",
         "-d",
         "{}",
         `https://localhost:${upstream?.port}/api/v1/chat/completions`
       ],
-      { env: { PATH: process.env.PATH }, stdio: ["ignore", "pipe", "pipe"] }
+      '"delta":"one"'
     )
-    let stdout = ""
-    const exited = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? -1)))
-    // The first event reaches curl while the upstream still holds the last one back.
-    await new Promise<void>((resolve) =>
-      child.stdout.on("data", (c: Buffer) => {
-        stdout += c.toString("utf8")
-        if (stdout.includes('"delta":"one"')) resolve()
-      })
-    )
-    assert.notInclude(stdout, "[DONE]")
+    assert.notInclude(run.stdout(), "[DONE]")
     const revoked = await Effect.runPromise(post(b.url, `/v1/sessions/${s.id}/revoke`, b.agent, {}))
     assert.strictEqual(revoked.status, 200, revoked.text)
-    const code = await exited
-    received.push(stdout)
+    const { code, stdout, stderr } = await run.done
+    received.push(stdout, stderr)
     assert.notStrictEqual(code, 0)
     assert.notInclude(stdout, "[DONE]")
     upstream?.releaseLast()
@@ -660,30 +644,19 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const plainLogs: Array<string> = []
     const b = await startBroker(
       catalogYaml(upstream.port, blind.port),
-      { AAP_PROXY_UPSTREAM_CA_FILE: Path.join(dir, "upstream-ca.pem") },
+      { AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa },
       plainLogs
     )
     runtimes.push(b.runtime)
     const s = await openSession(b)
     tokens.push(s.token)
-    const up = await raw(
-      b.port,
-      `CONNECT localhost:${upstream.port} HTTP/1.1\r\nProxy-Authorization: ${basic(s.id, s.token)}\r\n\r\n`
-    )
+    const up = await raw(b.port, connectAs(`localhost:${upstream.port}`, s))
     received.push(up)
     assert.match(up, /^HTTP\/1\.1 403 /)
     assert.include(up, "AAP_PROXY_CA_CERT")
     const denied = (await proxyRecords(b)).filter((e) => e.session === s.id)
     assert.strictEqual(denied[0]?.reason, "interception-off")
-    const r = await curl([
-      "--proxy",
-      b.url,
-      "--proxy-user",
-      `${s.id}:${s.token}`,
-      "--cacert",
-      Path.join(dir, "upstream-ca.pem"),
-      `https://127.0.0.1:${blind.port}/hello`
-    ])
+    const r = await curl([...via(b, s, upstreamCa), `https://127.0.0.1:${blind.port}/hello`])
     received.push(r.stdout, r.stderr)
     assert.strictEqual(r.stdout, "blind-ok")
     const caReply = await Effect.runPromise(call(b.url, "GET", "/v1/forward-proxy/ca.pem"))
@@ -700,7 +673,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const b = await startBroker(
       catalogYaml(upstream.port, blind.port),
       {
-        AAP_PROXY_UPSTREAM_CA_FILE: Path.join(dir, "upstream-ca.pem"),
+        AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa,
         AAP_PROXY_CA_CERT: ca.cert,
         AAP_PROXY_CA_KEY: ca.key,
         AAP_PROXY_MAX_REQUESTS: "2"
@@ -712,19 +685,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     tokens.push(s.token)
     const url = `https://localhost:${upstream.port}/api/v1/small`
     // Three requests in one curl run (curl reuses its tunnel when it can); the third is over budget.
-    const r = await curl([
-      "--proxy",
-      b.url,
-      "--proxy-user",
-      `${s.id}:${s.token}`,
-      "--cacert",
-      ca.cert,
-      "-w",
-      " %{http_code}\n",
-      url,
-      url,
-      url
-    ])
+    const r = await curl([...via(b, s, ca.cert), "-w", " %{http_code}\n", url, url, url])
     received.push(r.stdout, r.stderr)
     assert.strictEqual(r.code, 0, r.stderr)
     const lines = r.stdout.trim().split("\n")
