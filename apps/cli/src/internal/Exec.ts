@@ -143,7 +143,10 @@ export const forwardSetup = (
           code: 125
         })
     })
-    const proxyUrl = `${broker.protocol}//${encodeURIComponent(sessionId)}:${encodeURIComponent(Redacted.value(credential.token))}@${broker.host}`
+    const token = Redacted.value(credential.token)
+    const proxyUrl = `${broker.protocol}//${encodeURIComponent(sessionId)}:${encodeURIComponent(token)}@${broker.host}`
+    // What clients send from that URL: `curl -v` prints `Proxy-Authorization: Basic <this>`.
+    const secrets = [proxyUrl, Buffer.from(`${sessionId}:${token}`).toString("base64")]
     const noProxy = mergeNoProxy(parent.NO_PROXY ?? parent.no_proxy, broker.hostname.replace(/^\[|\]$/g, ""))
     const env: Record<string, string> = {
       HTTPS_PROXY: proxyUrl,
@@ -167,7 +170,7 @@ export const forwardSetup = (
           code: 125
         })
     })
-    if (ca === undefined) return { env, secrets: [proxyUrl], dir: undefined }
+    if (ca === undefined) return { env, secrets, dir: undefined }
     const dir = yield* Effect.try({
       try: () => {
         const d = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-ca-"))
@@ -197,7 +200,7 @@ export const forwardSetup = (
         CURL_CA_BUNDLE: bundle,
         REQUESTS_CA_BUNDLE: bundle
       },
-      secrets: [proxyUrl],
+      secrets,
       dir
     }
   })
