@@ -3,7 +3,6 @@
  * read and checked at start with every problem named (and never the key's bytes), and the
  * leaf certificates minted from it.
  */
-import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -12,42 +11,17 @@ import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Option } from "effect"
 import * as Interception from "../../src/proxy/Interception.js"
 import * as ProxyLive from "../../src/proxy/ProxyLive.js"
+import { CA_EXTENSIONS, makeCert } from "./support.js"
 
 const read = (env: Record<string, string>) =>
   Effect.exit(
     ProxyLive.settings.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
   )
 
-const openssl = (args: ReadonlyArray<string>) =>
-  ChildProcess.execFileSync("openssl", args, { stdio: "ignore" })
-
 /** A CA certificate and its key (mode 0600) in a fresh directory; `rsa` or EC P-256. */
 const makeCa = (kind: "ec" | "rsa" = "ec") => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-forward-ca-"))
-  const cert = Path.join(dir, "ca.pem")
-  const key = Path.join(dir, "ca.key")
-  openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    kind === "ec" ? "ec" : "rsa:2048",
-    ...(kind === "ec" ? ["-pkeyopt", "ec_paramgen_curve:prime256v1"] : []),
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=test CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign"
-  ])
-  Fs.chmodSync(key, 0o600)
-  return { dir, cert, key }
+  return { dir, ...makeCert(dir, "ca", "/CN=test CA", CA_EXTENSIONS, kind) }
 }
 
 const failureText = (exit: Exit.Exit<unknown, unknown>): string => {

@@ -24,7 +24,7 @@ import { Duration, Effect, type Layer, ManagedRuntime } from "effect"
 import * as Broker from "../../src/Broker.js"
 import * as BrokerConfig from "../../src/BrokerConfig.js"
 import { call, post, tempHome } from "../support.js"
-import { KEY, makeTls, startUpstream, type Tls, type Upstream } from "./support.js"
+import { CA_EXTENSIONS, KEY, makeCert, makeTls, startUpstream, type Tls, type Upstream } from "./support.js"
 
 const CURL = "/usr/bin/curl"
 
@@ -120,39 +120,6 @@ const readTree = (dir: string): string =>
     .filter((e) => e.isFile())
     .map((e) => Fs.readFileSync(Path.join(e.parentPath, e.name), "utf8"))
     .join("\n")
-
-/** An operator CA (EC P-256, CA:TRUE, keyCertSign) made with openssl; the key file is mode 0600. */
-const makeCa = (dir: string): { readonly cert: string; readonly key: string } => {
-  const cert = Path.join(dir, "operator-ca.pem")
-  const key = Path.join(dir, "operator-ca.key")
-  ChildProcess.execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=aap test operator CA",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign"
-    ],
-    { stdio: "ignore" }
-  )
-  Fs.chmodSync(key, 0o600)
-  return { cert, key }
-}
 
 /**
  * The blind target: a TLS server on 127.0.0.1 (`GET /hello` → `blind-ok`; `GET /hang` writes one
@@ -330,7 +297,8 @@ beforeAll(async () => {
   dir = tempHome()
   upstreamCa = Path.join(dir, "upstream-ca.pem")
   Fs.writeFileSync(upstreamCa, tls.cert)
-  ca = makeCa(dir)
+  // An operator CA (EC P-256, CA:TRUE, keyCertSign); the key file is mode 0600.
+  ca = makeCert(dir, "operator-ca", "/CN=aap test operator CA", CA_EXTENSIONS)
   intercepting = await startBroker(
     catalogYaml(upstream.port, blind.port),
     {

@@ -21,37 +21,53 @@ export interface Tls {
   readonly cert: string
 }
 
+/** The extensions of an operator CA (the interception tests): a CA that signs certificates. */
+export const CA_EXTENSIONS = ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign"]
+
+/**
+ * A self-signed certificate made with openssl (EC P-256 unless `rsa`, valid one day), written to
+ * `<dir>/<name>.pem` with its key in `<dir>/<name>.key` (mode 0600); `extensions` as `-addext`.
+ */
+export const makeCert = (
+  dir: string,
+  name: string,
+  subject: string,
+  extensions: ReadonlyArray<string>,
+  kind: "ec" | "rsa" = "ec"
+): { readonly cert: string; readonly key: string } => {
+  const cert = Path.join(dir, `${name}.pem`)
+  const key = Path.join(dir, `${name}.key`)
+  ChildProcess.execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      kind === "ec" ? "ec" : "rsa:2048",
+      ...(kind === "ec" ? ["-pkeyopt", "ec_paramgen_curve:prime256v1"] : []),
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      subject,
+      ...extensions.flatMap((e) => ["-addext", e])
+    ],
+    { stdio: "ignore" }
+  )
+  Fs.chmodSync(key, 0o600)
+  return { cert, key }
+}
+
 /** A P-256 self-signed certificate for 127.0.0.1 / localhost, valid one day. */
 export const makeTls = (): Tls => {
   const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-proxy-tls-"))
   try {
-    ChildProcess.execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        Path.join(dir, "key.pem"),
-        "-out",
-        Path.join(dir, "cert.pem"),
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost"
-      ],
-      { stdio: "ignore" }
-    )
-    return {
-      key: Fs.readFileSync(Path.join(dir, "key.pem"), "utf8"),
-      cert: Fs.readFileSync(Path.join(dir, "cert.pem"), "utf8")
-    }
+    const { cert, key } = makeCert(dir, "tls", "/CN=localhost", ["subjectAltName=IP:127.0.0.1,DNS:localhost"])
+    return { key: Fs.readFileSync(key, "utf8"), cert: Fs.readFileSync(cert, "utf8") }
   } finally {
     Fs.rmSync(dir, { recursive: true, force: true })
   }
