@@ -112,6 +112,15 @@ const mergeNoProxy = (existing: string | undefined, host: string): string => {
   return entries.includes(host) ? entries.join(",") : [...entries, host].join(",")
 }
 
+/** Best effort: a directory CMD made unremovable must not stop the revocation that follows. */
+const removeDir = (dir: string) => {
+  try {
+    Fs.rmSync(dir, { recursive: true, force: true })
+  } catch {
+    // left behind in the temporary directory
+  }
+}
+
 const readIfFile = (file: string | undefined): string | undefined => {
   if (file === undefined || file === "") return undefined
   try {
@@ -174,19 +183,22 @@ export const forwardSetup = (
     const dir = yield* Effect.try({
       try: () => {
         const d = Fs.mkdtempSync(Path.join(Os.tmpdir(), "aap-ca-"))
-        Fs.chmodSync(d, 0o700)
-        const caPem = `${ca.trim()}\n`
-        const extra = readIfFile(parent.NODE_EXTRA_CA_CERTS)
-        Fs.writeFileSync(
-          Path.join(d, "extra-ca.pem"),
-          extra === undefined ? caPem : `${extra.trim()}\n${caPem}`,
-          {
-            mode: 0o644
-          }
-        )
-        const roots = readIfFile(parent.SSL_CERT_FILE) ?? Tls.rootCertificates.join("\n")
-        Fs.writeFileSync(Path.join(d, "bundle.pem"), `${roots.trim()}\n${caPem}`, { mode: 0o644 })
-        return d
+        try {
+          Fs.chmodSync(d, 0o700)
+          const caPem = `${ca.trim()}\n`
+          const extra = readIfFile(parent.NODE_EXTRA_CA_CERTS)
+          Fs.writeFileSync(
+            Path.join(d, "extra-ca.pem"),
+            extra === undefined ? caPem : `${extra.trim()}\n${caPem}`,
+            { mode: 0o644 }
+          )
+          const roots = readIfFile(parent.SSL_CERT_FILE) ?? Tls.rootCertificates.join("\n")
+          Fs.writeFileSync(Path.join(d, "bundle.pem"), `${roots.trim()}\n${caPem}`, { mode: 0o644 })
+          return d
+        } catch (e) {
+          removeDir(d)
+          throw e
+        }
       },
       catch: (e) =>
         new ExecError({ message: `cannot write the CA bundle: ${(e as Error).message}`, code: 125 })
@@ -435,7 +447,6 @@ export const exec = (
         const result = yield* Effect.promise(() =>
           runChild(argv, env, [...secretValues(delivered), ...extraSecrets])
         )
-        if (forwardDir !== undefined) Fs.rmSync(forwardDir, { recursive: true, force: true })
         // Set now: after a forwarded SIGINT/SIGTERM the runtime interrupts the command once this
         // region ends, and the exit code must still be the child's.
         process.exitCode = result.code
@@ -447,6 +458,7 @@ export const exec = (
             : `aap exec: child exited ${result.code}`
         )
         sshCleanup(ssh)
+        if (forwardDir !== undefined) removeDir(forwardDir)
         if (result.spawnError !== undefined) {
           return yield* new ExecError({ message: result.spawnError, code: result.code })
         }
