@@ -159,21 +159,20 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
         // of reading the whole stream (a query used to cost the whole log).
         // A sink may hand over a whole segment as one chunk: lines are decoded one by one and
         // the fold stops mid-chunk (chunk-wide stream operators would decode all of it first).
-        const taken: Array<AuditEvent> = []
         let done = false
-        yield* sink.scan(stream, from).pipe(
+        const taken = yield* sink.scan(stream, from).pipe(
           Stream.runFoldWhile(
-            0,
+            [] as Array<AuditEvent>,
             () => !done,
-            (seen, { line }) => {
+            (events, { line }) => {
               const event = readLine(line)
-              if (event === undefined) return seen + 1
+              if (event === undefined) return events
               if (q.to !== undefined && event.ts >= q.to) done = true
               else if (matches(event, q)) {
-                taken.push(event)
-                if (taken.length >= limit) done = true
+                events.push(event)
+                if (events.length >= limit) done = true
               }
-              return seen + 1
+              return events
             }
           ),
           Effect.mapError(sinkUnavailable)
