@@ -31,7 +31,7 @@ const connectionsArg = args.indexOf("--connections")
 const connections = connectionsArg >= 0 ? Number(args[connectionsArg + 1]) : 32
 /** `--deliveries-only`: skip the baselines and the pair run (for profiling the hot path). */
 const deliveriesOnly = args.includes("--deliveries-only")
-/** `--pairs-only`: skip the baselines, run deliveries briefly, profile the pair run instead. */
+/** `--pairs-only`: skip the baselines; `--profile` summarises the pair run instead of the deliveries (which still run). */
 const pairsOnly = args.includes("--pairs-only")
 
 const root = Path.resolve(import.meta.dirname, "../../..")
