@@ -207,6 +207,32 @@ describe("aap exec --proxy, forward mode", () => {
     assert.isFalse(Fs.existsSync(facts.dir), "the CA files are removed when CMD ends")
   })
 
+  it("the Basic proxy credential clients derive from HTTPS_PROXY is masked too (curl -v prints it)", async () => {
+    // what a client sends as Proxy-Authorization, computed inside CMD from its own HTTPS_PROXY
+    const script = [
+      "const u = new URL(process.env.HTTPS_PROXY)",
+      "const basic = Buffer.from(decodeURIComponent(u.username) + ':' + decodeURIComponent(u.password)).toString('base64')",
+      "console.log(basic.length > 40 ? basic : 'too short: ' + basic.length)"
+    ].join("\n")
+    const derived = await done(["exec", "--proxy", "llm", "--", process.execPath, "-e", script])
+    assert.strictEqual(derived.code, 0, derived.stderr)
+    assert.strictEqual(derived.stdout, "[masked]\n")
+    const verbose = await done([
+      "exec",
+      "--proxy",
+      "llm",
+      "--",
+      CURL,
+      "-sS",
+      "-v",
+      "--max-time",
+      "30",
+      `https://localhost:${upstreamPort}/api/v1/models`
+    ])
+    assert.strictEqual(verbose.code, 0, verbose.stderr)
+    assert.match(verbose.stderr, /Proxy-Authorization: Basic \[masked\]/)
+  })
+
   it("a capability without proxy.connect keeps the base-URL mode: no HTTPS_PROXY", async () => {
     const r = await done([
       "exec",
