@@ -64,6 +64,50 @@ describe("makeLoader", () => {
     })
   )
 
+  it.effect("an eviction of another key leaves a running read shared and cached", () =>
+    Effect.gen(function* () {
+      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
+      const load = makeLoader<string, string, never>(cache)
+      const gate = yield* Deferred.make<string>()
+      const g = gated(gate)
+      const first = yield* Effect.fork(load("k", g.load))
+      yield* Effect.yieldNow()
+      cache.delete("other") // e.g. another session revoked through this broker
+      const second = yield* Effect.fork(load("k", g.load))
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(gate, "v")
+      assert.strictEqual(yield* Fiber.join(first), "v")
+      assert.strictEqual(yield* Fiber.join(second), "v")
+      assert.strictEqual(g.runs(), 1, "the caller after the other key's eviction joined the running read")
+      assert.strictEqual(cache.get("k"), "v", "the read was cached despite the other key's eviction")
+    })
+  )
+
+  it.effect("after a clear every running read is detached and not cached", () =>
+    Effect.gen(function* () {
+      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
+      const load = makeLoader<string, string, never>(cache)
+      const a = yield* Deferred.make<string>()
+      const b = yield* Deferred.make<string>()
+      const ga = gated(a)
+      const gb = gated(b)
+      const fa = yield* Effect.fork(load("a", ga.load))
+      const fb = yield* Effect.fork(load("b", gb.load))
+      yield* Effect.yieldNow()
+      cache.clear()
+      const late = yield* Effect.fork(load("a", ga.load))
+      yield* Effect.yieldNow()
+      yield* Deferred.succeed(a, "old-a")
+      yield* Deferred.succeed(b, "old-b")
+      assert.strictEqual(yield* Fiber.join(fa), "old-a")
+      assert.strictEqual(yield* Fiber.join(fb), "old-b")
+      assert.strictEqual(yield* Fiber.join(late), "old-a")
+      assert.strictEqual(ga.runs(), 2, "the caller after the clear started its own read")
+      assert.strictEqual(cache.get("b"), undefined, "the read begun before the clear was not cached")
+      assert.strictEqual(cache.get("a"), "old-a", "the read begun after the clear was cached")
+    })
+  )
+
   it.effect("only values passing `keep` are cached", () =>
     Effect.gen(function* () {
       const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
