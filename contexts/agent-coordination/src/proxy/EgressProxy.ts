@@ -232,22 +232,24 @@ export const make: Effect.Effect<
     return u
   }
 
-  // Tokens that verified, by value: their session and fingerprint. A token's validity is a pure
-  // function of the key, the session and the nonce, so a hit saves the HMAC (and the SHA-256 of
-  // the fingerprint) and can never be stale: revocation and expiry are the session's state,
-  // still read on every request. Only tokens that verified are remembered; a miss costs the
-  // HMAC as before.
+  // Tokens that verified, by the SHA-256 of their value (the raw token is never kept): their
+  // session and fingerprint. A token's validity is a pure function of the key, the session and
+  // the nonce, so a hit saves the HMAC and can never be stale: revocation and expiry are the
+  // session's state, still read on every request. Only tokens that verified are remembered; a
+  // miss costs the HMAC as before. The key is the whole digest, not the 48-bit fingerprint: a
+  // forged token sharing a remembered token's fingerprint must not pass.
   const verified = new Map<string, { readonly session: string; readonly fingerprint: string }>()
   const verifiedToken = (session: string, token: string): string | undefined => {
-    const hit = verified.get(token)
+    const digest = ProxyToken.digest(token)
+    const hit = verified.get(digest)
     if (hit !== undefined) return hit.session === session ? hit.fingerprint : undefined
     if (!ProxyToken.verify(key, session, token)) return undefined
     if (verified.size >= MAX_VERIFIED_TOKENS) {
       const oldest = verified.keys().next()
       if (!oldest.done) verified.delete(oldest.value)
     }
-    const fingerprint = ProxyToken.fingerprint(token)
-    verified.set(token, { session, fingerprint })
+    const fingerprint = ProxyToken.fingerprintOfDigest(digest)
+    verified.set(digest, { session, fingerprint })
     return fingerprint
   }
 

@@ -48,6 +48,12 @@ export const verify = (key: Uint8Array, session: string, token: string): boolean
   return Crypto.timingSafeEqual(presented, mac(key, session, nonce))
 }
 
+/** The SHA-256 of a token, hex: what an in-memory index of tokens holds instead of the token. */
+export const digest = (token: string): string =>
+  Crypto.createHash("sha256").update(token, "utf8").digest("hex")
+
+/** The fingerprint of a token whose `digest` is `hex`. */
+export const fingerprintOfDigest = (hex: string): string => hex.slice(0, 12)
+
 /** A short, non-secret identifier of a token for logs (SHA-256 prefix). */
-export const fingerprint = (token: string): string =>
-  Crypto.createHash("sha256").update(token, "utf8").digest("hex").slice(0, 12)
+export const fingerprint = (token: string): string => fingerprintOfDigest(digest(token))
