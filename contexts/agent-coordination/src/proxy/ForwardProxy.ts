@@ -11,7 +11,9 @@
  *   `proxy.connect` target is a blind tunnel; anything else is refused (`HostNotAllowed`).
  *   Refusals after a valid token are audited (`proxy.request`, `outcome: denied`).
  * - `stillOpen`: whether a tunnel's session is still active and its target still allowed (the
- *   broker asks on a timer and cuts the tunnel when it is not).
+ *   broker asks on a timer and cuts the tunnel when it is not). It fails when it cannot tell
+ *   (the store unavailable, a tampered session item): the broker cuts the tunnel then too,
+ *   recording `session-check-failed`.
  * - `finishTunnel`: the one `proxy.request` record of a blind tunnel (`method: CONNECT`, host,
  *   bytes each way, duration). Inner requests of an intercepted tunnel go through
  *   `EgressProxy.open` / `finish` one by one and are audited like reverse-proxy requests.
@@ -120,7 +122,7 @@ export interface ForwardShape {
     readonly token: string
     readonly authority: string
   }) => Effect.Effect<Tunnel, ConnectError>
-  readonly stillOpen: (tunnel: Tunnel) => Effect.Effect<boolean>
+  readonly stillOpen: (tunnel: Tunnel) => Effect.Effect<boolean, Tampered | Unavailable>
   readonly finishTunnel: (tunnel: Tunnel, facts: TunnelFacts) => Effect.Effect<void>
 }
 
@@ -282,7 +284,10 @@ export const make: Effect.Effect<
 
   const stillOpen: ForwardShape["stillOpen"] = (tunnel) =>
     Effect.gen(function* () {
-      const session = yield* sessions.get(tunnel.session.id)
+      const session = yield* sessions
+        .get(tunnel.session.id)
+        .pipe(Effect.catchTag("SessionMissing", () => Effect.succeed(undefined)))
+      if (session === undefined) return false
       const now = yield* Clock.currentTimeMillis
       if (session.status !== "active" || now >= DateTime.toEpochMillis(session.expiresAt)) return false
       const current = yield* catalog.get
@@ -293,7 +298,7 @@ export const make: Effect.Effect<
       return tunnel.mode === "intercept"
         ? upstreamKey(backing.proxy) === tunnel.target.key
         : connectTargets(backing.proxy).includes(tunnel.target.key)
-    }).pipe(Effect.catchAll(() => Effect.succeed(false)))
+    })
 
   const finishTunnel: ForwardShape["finishTunnel"] = (tunnel, facts) =>
     audit

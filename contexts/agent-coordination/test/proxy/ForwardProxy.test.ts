@@ -10,6 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { DateTime, Effect, Exit, Layer, Redacted, Ref, Schema, TestClock } from "effect"
 import * as CurrentCatalog from "../../src/CurrentCatalog.js"
 import * as Ports from "../../src/delivery/Ports.js"
+import { Unavailable } from "../../src/Errors.js"
 import * as ForwardProxy from "../../src/proxy/ForwardProxy.js"
 import * as ProxyToken from "../../src/proxy/ProxyToken.js"
 
@@ -46,21 +47,35 @@ const catalogWith = (connect: ReadonlyArray<string> | null = ["Files.Example.tes
 interface Harness {
   readonly sessions: Map<string, Ports.SessionView>
   readonly catalogRef: Ref.Ref<Catalog.Catalog>
+  /** While true, every session read fails with `Unavailable(store)`. */
+  readonly storeDown: { down: boolean }
 }
 class TestHarness extends Effect.Tag("test/ForwardHarness")<TestHarness, Harness>() {}
 
 const makeLayer = (intercept: boolean) => {
   const sessions = new Map<string, Ports.SessionView>()
   const catalogRef = Ref.unsafeMake(catalogWith())
+  const storeDown = { down: false }
+  const sessionsPort = Layer.effect(
+    Ports.Sessions,
+    Effect.map(Ports.Sessions, (inner) =>
+      Ports.Sessions.of({
+        get: (id) =>
+          storeDown.down
+            ? Effect.fail(new Unavailable({ message: "store down (test)", dependency: "store" }))
+            : inner.get(id)
+      })
+    )
+  ).pipe(Layer.provide(Ports.sessionsFromMap(sessions)))
   return ForwardProxy.layer.pipe(
     Layer.provideMerge(
       Layer.mergeAll(
-        Ports.sessionsFromMap(sessions),
+        sessionsPort,
         CurrentCatalog.fromRef(catalogRef),
         AuditLog.layerMemory,
         SystemKeys.layerMemory,
         ForwardProxy.layerConfig({ intercept }),
-        Layer.succeed(TestHarness, { sessions, catalogRef })
+        Layer.succeed(TestHarness, { sessions, catalogRef, storeDown })
       )
     )
   )
@@ -299,6 +314,19 @@ describe("ForwardProxy", () => {
       assert.isFalse(yield* forward.stillOpen(up))
       h.sessions.delete(session.id)
       assert.isFalse(yield* forward.stillOpen(up))
+    }).pipe(inLayer())
+  )
+
+  it.effect("stillOpen: fails (does not answer false) when the session cannot be read", () =>
+    Effect.gen(function* () {
+      const forward = yield* ForwardProxy.ForwardProxy
+      const h = yield* TestHarness
+      const { session, token } = yield* addSession()
+      const up = yield* forward.connect({ session: session.id, token, authority: "llm.example.test:443" })
+      h.storeDown.down = true
+      assert.strictEqual(tagOf(yield* Effect.exit(forward.stillOpen(up))), "Unavailable")
+      h.storeDown.down = false
+      assert.isTrue(yield* forward.stillOpen(up))
     }).pipe(inLayer())
   )
 
