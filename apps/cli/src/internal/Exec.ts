@@ -9,6 +9,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Tls from "node:tls"
 import type { DeliveryApi } from "@aap/agent-coordination"
+import { FORWARD_PROXY_CA_PATH } from "@aap/broker"
 import { Data, DateTime, Duration, Effect, Option, Redacted } from "effect"
 import { type BrokerError, type Client, call, explain } from "./Client.js"
 import { Masker } from "./Masker.js"
@@ -93,7 +94,7 @@ export const acquire = (
   })
 
 /** Where the broker serves its operator CA certificate when TLS interception is on (ADR 0082). */
-export const CA_PATH = "/v1/forward-proxy/ca.pem"
+export const CA_PATH = FORWARD_PROXY_CA_PATH
 
 /** What `aap exec --proxy` adds for a forward-mode capability (ADR 0081). */
 export interface ForwardSetup {
