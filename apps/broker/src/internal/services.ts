@@ -29,7 +29,11 @@ import { Data, Effect, Layer, Option } from "effect"
 import type { Authenticator } from "../Auth.js"
 import { type BrokerConfigShape, issuerUrl } from "../BrokerConfig.js"
 import * as CatalogHolder from "../CatalogHolder.js"
-import { layerEgressProxy, layerForwardProxy } from "../proxy/ProxyLive.js"
+import {
+  layerEgressProxy,
+  layerForwardProxy,
+  layerSettings as layerProxySettings
+} from "../proxy/ProxyLive.js"
 import * as Readiness from "../Readiness.js"
 import { layerDeliverySessions, layerSecrets, layerTimedAudit, type SecretCache } from "./delivery.js"
 import type { BrokerMetrics } from "./observability.js"
@@ -194,17 +198,19 @@ export const layerServices = (
   const vault = SecretStore.layerDynamoDb.pipe(Layer.mapError(describe("cannot reach the vault table")))
   const secrets = layerSecrets(config.secretCacheTtl).pipe(Layer.provide(vault))
   const sessionCache = layerSessionCache(config.cacheTtl)
+  // The AAP_PROXY_* settings, read (CA files included) once for the proxy, its forward mode and
+  // the HTTP mounts, which find them in the services.
+  const proxySettings = layerProxySettings.pipe(
+    Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
+  )
   // The egress proxy (issue 12) over the same cached session and secret ports as delivery.
   const proxy = layerEgressProxy.pipe(
     Layer.provide(secrets),
     Layer.provide(currentCatalog),
-    Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
+    Layer.provide(proxySettings)
   )
   // Its forward mode (CONNECT / HTTPS_PROXY, ADR 0081), with TLS interception when an operator CA is set.
-  const forward = layerForwardProxy.pipe(
-    Layer.provide(currentCatalog),
-    Layer.mapError(describe("invalid proxy configuration (AAP_PROXY_*)"))
-  )
+  const forward = layerForwardProxy.pipe(Layer.provide(currentCatalog), Layer.provideMerge(proxySettings))
   const provisioner = Provisioner.layerOpenRouter().pipe(Layer.provide(FetchHttpClient.layer))
   const provisionedKeys = ProvisionedKeys.layer.pipe(Layer.provide(store))
   const delivery = Delivery.layer.pipe(

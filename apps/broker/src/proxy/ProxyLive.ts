@@ -30,7 +30,7 @@ import {
 } from "@aap/agent-coordination"
 import type { AuditLog } from "@aap/audit"
 import type { SystemKeys } from "@aap/key-custody"
-import { Config, ConfigError, Effect, Either, Layer, Option } from "effect"
+import { Config, ConfigError, Context, Effect, Either, Layer, Option } from "effect"
 import { layerDeliverySessions } from "../internal/delivery.js"
 import type { SessionCache } from "../internal/sessionCache.js"
 import * as ForwardServer from "./ForwardServer.js"
@@ -106,10 +106,26 @@ export const settings: Config.Config<ProxySettings> = Config.all({
   tunnelCheckMs: positive("AAP_PROXY_TUNNEL_CHECK_MS", 1_000)
 })
 
-/** `EgressProxy` over the broker's cached ports, configured from `settings`. */
+/**
+ * The settings as read once at start (files included): every proxy layer and both mounts take
+ * them from here, so the CA files are read and parsed once and all parts agree on them.
+ */
+export class LoadedSettings extends Context.Tag("@aap/broker/ProxySettings")<
+  LoadedSettings,
+  ProxySettings
+>() {}
+
+/** Reads `settings` once. */
+export const layerSettings: Layer.Layer<LoadedSettings, ConfigError.ConfigError> = Layer.effect(
+  LoadedSettings,
+  settings
+)
+
+/** `EgressProxy` over the broker's cached ports, configured from `LoadedSettings`. */
 export const layerEgressProxy: Layer.Layer<
   EgressProxy.EgressProxy,
-  ConfigError.ConfigError,
+  never,
+  | LoadedSettings
   | SessionRepository.SessionRepository
   | SessionCache
   | DeliveryPorts.Secrets
@@ -120,7 +136,7 @@ export const layerEgressProxy: Layer.Layer<
   Layer.provide(layerDeliverySessions),
   Layer.provide(
     Layer.unwrapEffect(
-      Effect.map(settings, (s) =>
+      Effect.map(LoadedSettings, (s) =>
         EgressProxy.layerConfig({
           publicUrl: Option.getOrUndefined(s.publicUrl),
           maxRequestsPerSession: s.maxRequestsPerSession,
@@ -137,7 +153,8 @@ export const layerEgressProxy: Layer.Layer<
  */
 export const layerForwardProxy: Layer.Layer<
   ForwardProxy.ForwardProxy,
-  ConfigError.ConfigError,
+  never,
+  | LoadedSettings
   | SessionRepository.SessionRepository
   | SessionCache
   | CurrentCatalog.CurrentCatalog
@@ -147,37 +164,32 @@ export const layerForwardProxy: Layer.Layer<
   Layer.provide(layerDeliverySessions),
   Layer.provide(
     Layer.unwrapEffect(
-      Effect.map(settings, (s) => ForwardProxy.layerConfig({ intercept: Option.isSome(s.operatorCa) }))
+      Effect.map(LoadedSettings, (s) => ForwardProxy.layerConfig({ intercept: Option.isSome(s.operatorCa) }))
     )
   )
 )
 
-/**
- * Mounts the streaming edge on the broker's node server. The settings were validated when
- * `layerEgressProxy` was built, so reading them again cannot fail short of the CA file
- * disappearing in between (a defect).
- */
-export const layerMount = (server: Http.Server): Layer.Layer<never, never, EgressProxy.EgressProxy> =>
-  Layer.unwrapEffect(
-    Effect.map(Effect.orDie(settings), (s) =>
-      ProxyServer.layerMount(server, {
-        upstreamCa: Option.getOrUndefined(s.upstreamCa),
-        responseHeadersTimeoutMs: s.responseHeadersTimeoutMs,
-        idleTimeoutMs: s.idleTimeoutMs
-      })
-    )
-  )
+/** Mounts the streaming edge on the broker's node server. */
+export const layerMount = (
+  server: Http.Server,
+  s: ProxySettings
+): Layer.Layer<never, never, EgressProxy.EgressProxy> =>
+  ProxyServer.layerMount(server, {
+    upstreamCa: Option.getOrUndefined(s.upstreamCa),
+    responseHeadersTimeoutMs: s.responseHeadersTimeoutMs,
+    idleTimeoutMs: s.idleTimeoutMs
+  })
 
 /**
  * Mounts the forward mode (CONNECT, the CA route) on the broker's node server; with an operator
  * CA it mints leaf certificates for intercepted upstreams (ADR 0082).
  */
 export const layerMountForward = (
-  server: Http.Server
+  server: Http.Server,
+  s: ProxySettings
 ): Layer.Layer<never, never, EgressProxy.EgressProxy | ForwardProxy.ForwardProxy> =>
   Layer.unwrapEffect(
     Effect.gen(function* () {
-      const s = yield* Effect.orDie(settings)
       const interception = yield* Option.match(s.operatorCa, {
         onNone: () => Effect.succeed(undefined),
         onSome: (ca) =>
@@ -198,7 +210,8 @@ export const layerMountForward = (
 
 /**
  * `layerMount` when the services provide `EgressProxy` (the embedded and production services
- * do), nothing otherwise (test doubles of the HTTP layer that have no proxy).
+ * do), nothing otherwise (test doubles of the HTTP layer that have no proxy). The settings are
+ * the services' `LoadedSettings`; services without them (test doubles) have them read here.
  */
 export const layerMountIfProvided = (server: Http.Server): Layer.Layer<never> =>
   Layer.unwrapEffect(
@@ -208,13 +221,16 @@ export const layerMountIfProvided = (server: Http.Server): Layer.Layer<never> =>
         onNone: () => Layer.empty,
         onSome: (proxy) =>
           Layer.unwrapEffect(
-            Effect.map(Effect.serviceOption(ForwardProxy.ForwardProxy), (forward) => {
-              const reverse = layerMount(server)
+            Effect.gen(function* () {
+              const forward = yield* Effect.serviceOption(ForwardProxy.ForwardProxy)
+              const loaded = yield* Effect.serviceOption(LoadedSettings)
+              const s = Option.isSome(loaded) ? loaded.value : yield* Effect.orDie(settings)
+              const reverse = layerMount(server, s)
               // Mounted after the reverse proxy and closed before it (each wraps `server.emit`).
               const both = Option.match(forward, {
                 onNone: () => reverse,
                 onSome: (f) =>
-                  layerMountForward(server).pipe(
+                  layerMountForward(server, s).pipe(
                     Layer.provide(reverse),
                     Layer.provide(Layer.succeed(ForwardProxy.ForwardProxy, f))
                   )

@@ -20,7 +20,7 @@ import * as Https from "node:https"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import { Duration, Effect, type Layer, ManagedRuntime } from "effect"
+import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime } from "effect"
 import * as Broker from "../../src/Broker.js"
 import * as BrokerConfig from "../../src/BrokerConfig.js"
 import { call, post, tempHome } from "../support.js"
@@ -208,7 +208,8 @@ const ENV = [
 const startBroker = async (
   catalog: string,
   env: Record<string, string>,
-  logs: Array<string>
+  logs: Array<string>,
+  configProvider?: ConfigProvider.ConfigProvider
 ): Promise<Started> => {
   const home = tempHome()
   const catalogPath = Path.join(home, "catalog.yaml")
@@ -222,10 +223,11 @@ const startBroker = async (
     requestTimeout: Duration.seconds(10),
     logLevel: "debug"
   })
+  const layer = Broker.layer(config, { logSink: (line) => logs.push(line) }) as Layer.Layer<
+    Broker.BrokerInfo | Broker.BrokerBootstrap
+  >
   const runtime: Runtime = ManagedRuntime.make(
-    Broker.layer(config, { logSink: (line) => logs.push(line) }) as Layer.Layer<
-      Broker.BrokerInfo | Broker.BrokerBootstrap
-    >
+    configProvider === undefined ? layer : layer.pipe(Layer.provide(Layer.setConfigProvider(configProvider)))
   )
   const { url, port } = await runtime.runPromise(Broker.BrokerInfo)
   for (const name of ENV) delete process.env[name]
@@ -605,6 +607,36 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     assert.strictEqual(r.status, 200)
     assert.strictEqual(r.text.trim(), Fs.readFileSync(ca.cert, "utf8").trim())
     assert.notInclude(r.text, "PRIVATE KEY")
+  })
+
+  it("the AAP_PROXY_* settings, CA files included, are read once per broker start", async () => {
+    if (upstream === undefined || blind === undefined) throw new Error("no upstream")
+    const reads = new Map<string, number>()
+    const counting = ConfigProvider.fromEnv().pipe(
+      ConfigProvider.mapInputPath((name) => {
+        if (name.startsWith("AAP_PROXY_")) reads.set(name, (reads.get(name) ?? 0) + 1)
+        return name
+      })
+    )
+    const b = await startBroker(
+      catalogYaml(upstream.port, blind.port),
+      { AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa, AAP_PROXY_CA_CERT: ca.cert, AAP_PROXY_CA_KEY: ca.key },
+      [],
+      counting
+    )
+    runtimes.push(b.runtime)
+    for (const name of [
+      "AAP_PROXY_CA_CERT",
+      "AAP_PROXY_CA_KEY",
+      "AAP_PROXY_UPSTREAM_CA_FILE",
+      "AAP_PROXY_MAX_REQUESTS"
+    ]) {
+      assert.strictEqual(reads.get(name), 1, `${name} read ${reads.get(name)} times`)
+    }
+    // and both modes work from that one reading: interception on, the CA served
+    const r = await Effect.runPromise(call(b.url, "GET", "/v1/forward-proxy/ca.pem"))
+    assert.strictEqual(r.status, 200)
+    assert.strictEqual(r.text.trim(), Fs.readFileSync(ca.cert, "utf8").trim())
   })
 
   it("without an operator CA: CONNECT to the upstream host is refused, blind tunnels work, no CA is served", async () => {
