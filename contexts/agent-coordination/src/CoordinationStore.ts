@@ -65,10 +65,17 @@ export interface Query {
   readonly range?: Range | undefined
   readonly limit: number
   readonly cursor?: string | undefined
+  /**
+   * `count`: the page holds no items, only how many matched (DynamoDB `Select: COUNT`): the
+   * items are neither sent nor decoded. Default `items`.
+   */
+  readonly select?: "items" | "count" | undefined
 }
 
 export interface Page {
   readonly items: ReadonlyArray<Item>
+  /** How many items matched in this page (`items.length`, or the count for `select: "count"`). */
+  readonly count: number
   /** Opaque; present when more items may follow. */
   readonly cursor: Option.Option<string>
   /** Items the store read to answer (DynamoDB `ScannedCount`). */

@@ -258,9 +258,11 @@ export const make: Effect.Effect<
               pk: agentPartition(agent),
               range: liveRange(`session#${status}#`, now),
               limit: atMost - n,
-              cursor
+              cursor,
+              // only the number: the items are neither sent nor decoded
+              select: "count"
             })
-            n += p.items.length
+            n += p.count
             cursor = Option.getOrUndefined(p.cursor)
           } while (cursor !== undefined && n < atMost)
           if (n >= atMost) break

@@ -175,6 +175,7 @@ export const make: Effect.Effect<CoordinationStoreShape, Unavailable, DynamoDb.D
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
           Limit: q.limit,
+          ...(q.select === "count" ? { Select: "COUNT" as const } : {}),
           ...(start === undefined
             ? {}
             : {
@@ -190,7 +191,8 @@ export const make: Effect.Effect<CoordinationStoreShape, Unavailable, DynamoDb.D
         const lastKey: Record<string, string> = {}
         for (const [k, v] of Object.entries(last ?? {})) if (v.S !== undefined) lastKey[k] = v.S
         return {
-          items: (out.Items ?? []).map(fromAttributes),
+          items: q.select === "count" ? [] : (out.Items ?? []).map(fromAttributes),
+          count: out.Count ?? 0,
           cursor:
             last === undefined
               ? Option.none()

@@ -51,7 +51,8 @@ export const make: Effect.Effect<CoordinationStoreShape> = Effect.sync(() => {
       const last = page[page.length - 1]
       const more = after.length > q.limit && last !== undefined
       return {
-        items: page.map((m) => clone(m.item)),
+        items: q.select === "count" ? [] : page.map((m) => clone(m.item)),
+        count: page.length,
         cursor: more
           ? Option.some(
               Cursor.encode({ i: q.index, p: q.pk, k: { ix: last.at[0]!, pk: last.at[1]!, sk: last.at[2]! } })

@@ -120,7 +120,37 @@ export const conformance = (name: string, adapter: Layer.Layer<Store.Coordinatio
             limit: 100
           })
           assert.strictEqual(prefix.items.length, 4)
+          assert.strictEqual(prefix.count, 4)
           assert.strictEqual(prefix.read, 4)
+          // select: count — the same matches, counted, no items; pages and cursors as for items
+          const counted = yield* store.query({
+            index: "byStatus",
+            pk: part,
+            range: { _tag: "BeginsWith", prefix: "a#" },
+            limit: 100,
+            select: "count"
+          })
+          assert.deepStrictEqual(counted.items, [])
+          assert.strictEqual(counted.count, 4)
+          assert.isTrue(Option.isNone(counted.cursor))
+          let countedAll = 0
+          let countCursor: string | undefined
+          let countPages = 0
+          do {
+            const page = yield* store.query({
+              index: "byStatus",
+              pk: part,
+              limit: 4,
+              cursor: countCursor,
+              select: "count"
+            })
+            assert.deepStrictEqual(page.items, [])
+            countedAll += page.count
+            countCursor = Option.getOrUndefined(page.cursor)
+            countPages++
+          } while (countCursor !== undefined && countPages < 10)
+          assert.strictEqual(countedAll, 6)
+          assert.strictEqual(countPages, 2)
           const between = yield* store.query({
             index: "byStatus",
             pk: part,
