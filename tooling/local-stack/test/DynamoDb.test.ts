@@ -3,6 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
   DescribeTableCommand,
+  DynamoDBClient,
   GetItemCommand,
   ListTablesCommand,
   PutItemCommand
@@ -192,6 +193,21 @@ describe("client layers", () => {
         )
       )
       assert.deepStrictEqual(rejected, new StoreError.Throttled({ operation: "Rejects" }))
+    }).pipe(Effect.provide(DynamoDb.layerEmbedded()))
+  )
+
+  it.effect("the client goes without the SDK's logger middleware, and still works", () =>
+    Effect.gen(function* () {
+      // the name is the SDK's: a stock client has it (else the removal would silently do nothing)
+      const stock = new DynamoDBClient({ region: "us-east-1" })
+      assert.isTrue(stock.middlewareStack.identify().some((m) => m.startsWith(DynamoDb.LOGGER_MIDDLEWARE)))
+      stock.destroy()
+      const shape = yield* DynamoDb.DynamoDb
+      assert.isFalse(
+        shape.client.middlewareStack.identify().some((m) => m.startsWith(DynamoDb.LOGGER_MIDDLEWARE))
+      )
+      const table = yield* DynamoDb.ensureTable(vaultSpec)
+      yield* put(table, "without-logger", false)
     }).pipe(Effect.provide(DynamoDb.layerEmbedded()))
   )
 
