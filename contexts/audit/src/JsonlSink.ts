@@ -77,7 +77,7 @@ const fsyncDir = async (dir: string) => {
   }
 }
 
-/** Bytes read from a segment at a time by `bytes` (plus any partial line carried over). */
+/** Bytes read from a segment at a time by `bytes` and `scan` (plus any partial line carried over). */
 const READ_CHUNK = 1 << 20
 
 /**
@@ -311,23 +311,32 @@ export const make = (
               for (let i = 0; i < segments.length; i++) {
                 if (Number(segments[i]!.slice(0, 16)) <= from) start = i
               }
+              // Each segment is read in chunks of whole lines (`segmentChunks`), so a scan holds
+              // about two chunks, not a 64 MiB segment and its split; lines before `from` are
+              // counted, not decoded, and a consumer that stops early stops the reading.
               return Stream.fromIterable(segments.slice(start)).pipe(
-                Stream.mapEffect((name) =>
-                  attempt("scan", () => Fs.readFile(Path.join(dir, stream, name), "utf8")).pipe(
-                    Effect.map((content) => {
-                      const first = Number(name.slice(0, 16))
-                      const lines = content.split("\n")
-                      lines.pop() // after the last newline: "" or a torn line, never a record
+                Stream.flatMap((name) => {
+                  let position = Number(name.slice(0, 16))
+                  const buffers = [Buffer.alloc(0), Buffer.alloc(0)]
+                  return Stream.fromAsyncIterable(
+                    segmentChunks(Path.join(dir, stream, name), buffers),
+                    sinkError("scan")
+                  ).pipe(
+                    Stream.map((chunk) => {
+                      const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length)
                       const out: Array<StoredLine> = []
-                      for (let i = 0; i < lines.length; i++) {
-                        const position = first + i
-                        if (position >= from) out.push({ position, line: lines[i]! })
+                      // a chunk ends with a newline: every line in it is whole
+                      for (let i = 0; i < bytes.length; ) {
+                        const newline = bytes.indexOf(0x0a, i)
+                        if (position >= from) out.push({ position, line: bytes.toString("utf8", i, newline) })
+                        position++
+                        i = newline + 1
                       }
                       return Chunk.unsafeFromArray(out)
-                    })
+                    }),
+                    Stream.flattenChunks
                   )
-                ),
-                Stream.flattenChunks
+                })
               )
             })
           )

@@ -2,7 +2,7 @@ import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Chunk, ConfigProvider, Effect, Layer, Stream } from "effect"
 import { AuditKeys, AuditLog, AuditReader, JsonlSink } from "../src/index.js"
 import { input } from "./AuditSinkConformance.js"
 import { tempDir } from "./harness.js"
@@ -54,6 +54,50 @@ describe("JsonlSink", () => {
       )
       yield* closeAll
     }).pipe(Effect.provide(AuditKeys.layerEphemeral))
+  )
+
+  it.scoped("scan reads a segment larger than its read chunk line by line, from any position", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const stream = "big-stream"
+      yield* Effect.promise(() => Fs.mkdir(Path.join(dir, stream), { recursive: true, mode: 0o700 }))
+      // 3.3 MiB in two segments: lines of varying length with multi-byte characters, so lines
+      // straddle the 1 MiB read chunks; and a torn last line, which is never a record
+      const lineOf = (n: number) =>
+        JSON.stringify({ n, pad: "é€😀".repeat(n % 97), tail: "x".repeat((n * 7919) % 300) })
+      const first = Array.from({ length: 6000 }, (_, i) => lineOf(i + 1))
+      const second = Array.from({ length: 6000 }, (_, i) => lineOf(i + 6001))
+      const write = (name: string, lines: Array<string>, torn = "") =>
+        Effect.promise(() =>
+          Fs.writeFile(Path.join(dir, stream, name), `${lines.join("\n")}\n${torn}`, { mode: 0o600 })
+        )
+      yield* write("0000000000000001.jsonl", first)
+      yield* write("0000000000006001.jsonl", second, '{"torn":')
+      const size = (yield* Effect.promise(() => Fs.stat(Path.join(dir, stream, "0000000000000001.jsonl"))))
+        .size
+      assert.isAbove(size, 1.5 * 1024 * 1024, "the first segment spans several read chunks")
+      const { sink, closeAll } = yield* JsonlSink.make({ dir })
+      const scan = (from: number) => Effect.map(Stream.runCollect(sink.scan(stream, from)), Chunk.toArray)
+      const all = yield* scan(1)
+      assert.strictEqual(all.length, 12_000)
+      all.forEach((r, i) => {
+        if (r.position !== i + 1 || r.line !== lineOf(i + 1))
+          assert.fail(`line ${i + 1} read back as ${r.position}: ${r.line.slice(0, 80)}`)
+      })
+      const middle = yield* scan(4321)
+      assert.strictEqual(middle[0]!.position, 4321)
+      assert.strictEqual(middle[0]!.line, lineOf(4321))
+      assert.strictEqual(middle.length, 12_000 - 4320)
+      const late = yield* scan(9000)
+      assert.deepStrictEqual([late[0]!.position, late.at(-1)!.position], [9000, 12_000])
+      // a consumer that takes a few lines gets exactly those
+      const few = Chunk.toArray(yield* Stream.runCollect(Stream.take(sink.scan(stream, 5990), 20)))
+      assert.deepStrictEqual(
+        few.map((r) => r.position),
+        Array.from({ length: 20 }, (_, i) => 5990 + i)
+      )
+      yield* closeAll
+    })
   )
 
   it.scoped("recovers a torn last line of a dead writer's stream on open", () =>
