@@ -89,8 +89,8 @@ export const mount = (
     let stopped = false
     const check = () => {
       runPromise(forward.stillOpen(tunnel)).then(
-        (open) => {
-          if (!open && !stopped) cut("session-ended")
+        (state) => {
+          if (state !== "open" && !stopped) cut(state)
         },
         () => {
           if (!stopped) cut("session-check-failed")
@@ -198,13 +198,15 @@ export const mount = (
   }
 
   // Inner requests of intercepted tunnels: a private HTTP server fed with the TLS sockets.
-  const tunnels = new WeakMap<Net.Socket, ForwardProxy.Tunnel>()
+  const tunnels = new WeakMap<Net.Socket, { readonly tunnel: ForwardProxy.Tunnel; requests: number }>()
   const inner = Http.createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
-    const tunnel = tunnels.get(req.socket)
-    if (tunnel === undefined) {
+    const entry = tunnels.get(req.socket)
+    if (entry === undefined) {
       res.destroy()
       return
     }
+    entry.requests++
+    const tunnel = entry.tunnel
     const url = req.url ?? "/"
     if (!url.startsWith("/")) {
       ProxyServer.sendError(
@@ -244,20 +246,47 @@ export const mount = (
         client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
         if (head.length > 0) client.unshift(head)
         const tls = new Tls.TLSSocket(client, { isServer: true, secureContext, ALPNProtocols: ["http/1.1"] })
+        const started = performance.now()
+        const entry = { tunnel, requests: 0 }
+        let reason: string | undefined
+        let secured = false
+        let done = false
         // A tunnel idle this long (no handshake, no request, no byte of a stream) is closed.
-        tls.setTimeout(idleTimeout, () => tls.destroy())
-        tunnels.set(tls, tunnel)
+        tls.setTimeout(idleTimeout, () => {
+          reason ??= "idle-timeout"
+          tls.destroy()
+        })
+        tls.once("secure", () => {
+          secured = true
+        })
+        tunnels.set(tls, entry)
         live.add(client)
-        const stop = watch(tunnel, () => {
+        const stop = watch(tunnel, (why) => {
+          reason ??= why
           tls.destroy()
           client.destroy()
         })
+        // One record per tunnel when it closes (its requests have their own): a tunnel opened
+        // and used for no request, or refused at the handshake, is on the record too.
         const end = () => {
+          if (done) return
+          done = true
           stop()
           live.delete(client)
+          runFork(
+            forward.finishTunnel(tunnel, {
+              bytesIn: tls.bytesRead,
+              bytesOut: tls.bytesWritten,
+              durationMs: performance.now() - started,
+              outcome: reason === undefined ? "success" : "error",
+              reason,
+              requests: entry.requests
+            })
+          )
         }
         tls.on("close", end)
         tls.on("error", () => {
+          reason ??= secured ? "client-broke-tunnel" : "tls-handshake-failed"
           end()
           client.destroy()
         })

@@ -19,6 +19,7 @@ import * as Fs from "node:fs"
 import * as Https from "node:https"
 import * as Net from "node:net"
 import * as Path from "node:path"
+import * as NodeTls from "node:tls"
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Layer, ManagedRuntime } from "effect"
 import * as Broker from "../../src/Broker.js"
@@ -541,6 +542,111 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     assert.strictEqual(first.upstream, `localhost:${upstream?.port}`)
     const denied = records.filter((e) => e.outcome === "denied").map((e) => e.reason)
     assert.include(denied, "path-not-allowed")
+  })
+
+  it("a catalog reload that drops a blind host cuts its open tunnel (catalog-changed)", async () => {
+    if (upstream === undefined || blind === undefined) throw new Error("no upstream")
+    const reloadLogs: Array<string> = []
+    const b = await startBroker(
+      catalogYaml(upstream.port, blind.port),
+      { AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa, AAP_PROXY_TUNNEL_CHECK_MS: "100" },
+      reloadLogs
+    )
+    runtimes.push(b.runtime)
+    const s = await openSession(b)
+    tokens.push(s.token)
+    const run = await curlUntil(
+      [...via(b, s, upstreamCa), `https://127.0.0.1:${blind.port}/hang`],
+      "first-chunk"
+    )
+    // the same catalog with the blind host gone from `connect`
+    Fs.writeFileSync(
+      Path.join(b.home, "catalog.yaml"),
+      catalogYaml(upstream.port, blind.port).replace(`"127.0.0.1:${blind.port}", `, "")
+    )
+    const reloaded = await Effect.runPromise(post(b.url, "/v1/catalog/reload", b.op, {}))
+    assert.strictEqual(reloaded.status, 200, reloaded.text)
+    // The upstream never ends this response: curl only exits because the broker cut the tunnel.
+    const { code, stdout, stderr } = await run.done
+    received.push(stdout, stderr)
+    assert.notStrictEqual(code, 0)
+    const record = await eventually(async () =>
+      (await proxyRecords(b)).find(
+        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
+      )
+    )
+    assert.strictEqual(record.outcome, "error")
+    assert.strictEqual(record.reason, "catalog-changed")
+    // and a new CONNECT to that host is refused
+    const again = await raw(b.port, connectAs(`127.0.0.1:${blind.port}`, s))
+    received.push(again)
+    assert.match(again, /^HTTP\/1\.1 403 /)
+    logs.push(...reloadLogs)
+  })
+
+  it("every intercepted tunnel is audited when it closes, with the requests made inside, none included", async () => {
+    const b = intercepting
+    const s = await openSession(b)
+    tokens.push(s.token)
+    const tunnelsOf = async () =>
+      (await proxyRecords(b)).filter(
+        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
+      )
+    // 1. a tunnel used for one request
+    const one = await curl([...via(b, s, ca.cert), `https://localhost:${upstream?.port}/api/v1/small`])
+    received.push(one.stdout, one.stderr)
+    assert.strictEqual(one.code, 0, one.stderr)
+    const first = await eventually(async () => (await tunnelsOf())[0])
+    assert.strictEqual(first.outcome, "success")
+    assert.deepInclude(first.details as Record<string, unknown>, {
+      method: "CONNECT",
+      mode: "intercept",
+      upstream: `localhost:${upstream?.port}`,
+      requests: 1
+    })
+    assert.isAbove(Number((first.details as Record<string, unknown>).bytesIn), 0)
+    // 2. a tunnel that completes the TLS handshake and closes without a request
+    const socket = Net.connect({ host: "127.0.0.1", port: b.port })
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject)
+      socket.once("connect", () => socket.write(connectAs(`localhost:${upstream?.port}`, s)))
+      socket.once("data", (c: Buffer) => {
+        received.push(c.toString("utf8"))
+        assert.match(c.toString("utf8"), /^HTTP\/1\.1 200 /)
+        const secure = NodeTls.connect({
+          socket,
+          servername: "localhost",
+          ca: Fs.readFileSync(ca.cert, "utf8")
+        })
+        secure.once("secureConnect", () => secure.end())
+        secure.once("error", reject)
+        secure.once("close", () => resolve())
+      })
+    })
+    const idle = await eventually(async () => {
+      const all = await tunnelsOf()
+      return all.length >= 2 ? all[1] : undefined
+    })
+    assert.strictEqual(idle.outcome, "success")
+    assert.deepInclude(idle.details as Record<string, unknown>, { mode: "intercept", requests: 0 })
+    // 3. a client that does not trust the operator CA: refused at the handshake, on the record
+    const refused = await curl([
+      "--proxy",
+      b.url,
+      "--proxy-user",
+      `${s.id}:${s.token}`,
+      `https://localhost:${upstream?.port}/api/v1/small`
+    ])
+    received.push(refused.stdout, refused.stderr)
+    assert.notStrictEqual(refused.code, 0)
+    const failed = await eventually(async () => {
+      const all = await tunnelsOf()
+      return all.length >= 3 ? all[2] : undefined
+    })
+    assert.strictEqual(failed.outcome, "error")
+    assert.strictEqual(failed.reason, "tls-handshake-failed")
+    assert.deepInclude(failed.details as Record<string, unknown>, { mode: "intercept", requests: 0 })
+    for (const r of [first, idle, failed]) assert.notInclude(JSON.stringify(r), s.token)
   })
 
   it("interception streams server-sent events chunk by chunk and cuts the tunnel on revocation", async () => {

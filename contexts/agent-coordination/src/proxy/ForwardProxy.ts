@@ -104,7 +104,16 @@ export interface TunnelFacts {
   readonly outcome: "success" | "error"
   /** Why the tunnel ended when the broker cut it (`session-ended`, `idle-timeout`...). */
   readonly reason?: string | undefined
+  /** Intercepted tunnels: the HTTP requests made inside (each has its own record). */
+  readonly requests?: number | undefined
 }
+
+/**
+ * What `stillOpen` finds: `open`, or why the tunnel must be cut — the session no longer
+ * active (or gone), past its deadline, or the catalog in force no longer allows the tunnel
+ * (the capability, the agent's grant, the forward mode or the target were removed).
+ */
+export type TunnelState = "open" | "session-ended" | "session-expired" | "catalog-changed"
 
 export type ConnectError =
   | Unauthorized
@@ -122,7 +131,7 @@ export interface ForwardShape {
     readonly token: string
     readonly authority: string
   }) => Effect.Effect<Tunnel, ConnectError>
-  readonly stillOpen: (tunnel: Tunnel) => Effect.Effect<boolean, Tampered | Unavailable>
+  readonly stillOpen: (tunnel: Tunnel) => Effect.Effect<TunnelState, Tampered | Unavailable>
   readonly finishTunnel: (tunnel: Tunnel, facts: TunnelFacts) => Effect.Effect<void>
 }
 
@@ -287,17 +296,21 @@ export const make: Effect.Effect<
       const session = yield* sessions
         .get(tunnel.session.id)
         .pipe(Effect.catchTag("SessionMissing", () => Effect.succeed(undefined)))
-      if (session === undefined) return false
+      if (session === undefined || session.status !== "active") return "session-ended" as const
       const now = yield* Clock.currentTimeMillis
-      if (session.status !== "active" || now >= DateTime.toEpochMillis(session.expiresAt)) return false
+      if (now >= DateTime.toEpochMillis(session.expiresAt)) return "session-expired" as const
       const current = yield* catalog.get
       const capability = current.capabilities.find((c) => c.id === tunnel.capability)
-      if (capability === undefined || !capability.agents.some((a) => a === session.agent)) return false
+      if (capability === undefined || !capability.agents.some((a) => a === session.agent))
+        return "catalog-changed" as const
       const backing = capability.backing
-      if (backing.type !== "bearer-token" || backing.proxy?.connect === undefined) return false
-      return tunnel.mode === "intercept"
-        ? upstreamKey(backing.proxy) === tunnel.target.key
-        : connectTargets(backing.proxy).includes(tunnel.target.key)
+      if (backing.type !== "bearer-token" || backing.proxy?.connect === undefined)
+        return "catalog-changed" as const
+      const allowed =
+        tunnel.mode === "intercept"
+          ? upstreamKey(backing.proxy) === tunnel.target.key
+          : connectTargets(backing.proxy).includes(tunnel.target.key)
+      return allowed ? ("open" as const) : ("catalog-changed" as const)
     })
 
   const finishTunnel: ForwardShape["finishTunnel"] = (tunnel, facts) =>
@@ -318,6 +331,7 @@ export const make: Effect.Effect<
           bytesIn: facts.bytesIn,
           bytesOut: facts.bytesOut,
           durationMs: Math.round(facts.durationMs),
+          ...(facts.requests === undefined ? {} : { requests: facts.requests }),
           token: tunnel.tokenFingerprint
         }
       })

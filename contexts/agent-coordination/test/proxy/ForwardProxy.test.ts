@@ -283,38 +283,40 @@ describe("ForwardProxy", () => {
       }).pipe(inLayer())
   )
 
-  it.effect("stillOpen: false once the session is revoked or expired, or the catalog drops the target", () =>
-    Effect.gen(function* () {
-      const forward = yield* ForwardProxy.ForwardProxy
-      const h = yield* TestHarness
-      const { session, token } = yield* addSession()
-      const blind = yield* forward.connect({
-        session: session.id,
-        token,
-        authority: "files.example.test:8443"
-      })
-      const up = yield* forward.connect({ session: session.id, token, authority: "llm.example.test:443" })
-      assert.isTrue(yield* forward.stillOpen(blind))
-      assert.isTrue(yield* forward.stillOpen(up))
-      // The catalog drops the blind target: the blind tunnel must close, the intercepted one not.
-      yield* Ref.set(h.catalogRef, catalogWith([]))
-      assert.isFalse(yield* forward.stillOpen(blind))
-      assert.isTrue(yield* forward.stillOpen(up))
-      // The capability leaves the forward mode: every tunnel closes.
-      yield* Ref.set(h.catalogRef, catalogWith(null))
-      assert.isFalse(yield* forward.stillOpen(up))
-      yield* Ref.set(h.catalogRef, catalogWith())
-      assert.isTrue(yield* forward.stillOpen(up))
-      h.sessions.set(session.id, { ...session, status: "revoked" })
-      assert.isFalse(yield* forward.stillOpen(up))
-      h.sessions.set(session.id, session)
-      assert.isTrue(yield* forward.stillOpen(up))
-      // Still marked active, but past its deadline.
-      h.sessions.set(session.id, { ...session, expiresAt: DateTime.unsafeMake(T0 - 1) })
-      assert.isFalse(yield* forward.stillOpen(up))
-      h.sessions.delete(session.id)
-      assert.isFalse(yield* forward.stillOpen(up))
-    }).pipe(inLayer())
+  it.effect(
+    "stillOpen: why a tunnel must close once the session is revoked or expired, or the catalog drops the target",
+    () =>
+      Effect.gen(function* () {
+        const forward = yield* ForwardProxy.ForwardProxy
+        const h = yield* TestHarness
+        const { session, token } = yield* addSession()
+        const blind = yield* forward.connect({
+          session: session.id,
+          token,
+          authority: "files.example.test:8443"
+        })
+        const up = yield* forward.connect({ session: session.id, token, authority: "llm.example.test:443" })
+        assert.strictEqual(yield* forward.stillOpen(blind), "open")
+        assert.strictEqual(yield* forward.stillOpen(up), "open")
+        // The catalog drops the blind target: the blind tunnel must close, the intercepted one not.
+        yield* Ref.set(h.catalogRef, catalogWith([]))
+        assert.strictEqual(yield* forward.stillOpen(blind), "catalog-changed")
+        assert.strictEqual(yield* forward.stillOpen(up), "open")
+        // The capability leaves the forward mode: every tunnel closes.
+        yield* Ref.set(h.catalogRef, catalogWith(null))
+        assert.strictEqual(yield* forward.stillOpen(up), "catalog-changed")
+        yield* Ref.set(h.catalogRef, catalogWith())
+        assert.strictEqual(yield* forward.stillOpen(up), "open")
+        h.sessions.set(session.id, { ...session, status: "revoked" })
+        assert.strictEqual(yield* forward.stillOpen(up), "session-ended")
+        h.sessions.set(session.id, session)
+        assert.strictEqual(yield* forward.stillOpen(up), "open")
+        // Still marked active, but past its deadline.
+        h.sessions.set(session.id, { ...session, expiresAt: DateTime.unsafeMake(T0 - 1) })
+        assert.strictEqual(yield* forward.stillOpen(up), "session-expired")
+        h.sessions.delete(session.id)
+        assert.strictEqual(yield* forward.stillOpen(up), "session-ended")
+      }).pipe(inLayer())
   )
 
   it.effect("stillOpen: fails (does not answer false) when the session cannot be read", () =>
@@ -326,7 +328,7 @@ describe("ForwardProxy", () => {
       h.storeDown.down = true
       assert.strictEqual(tagOf(yield* Effect.exit(forward.stillOpen(up))), "Unavailable")
       h.storeDown.down = false
-      assert.isTrue(yield* forward.stillOpen(up))
+      assert.strictEqual(yield* forward.stillOpen(up), "open")
     }).pipe(inLayer())
   )
 
@@ -361,6 +363,28 @@ describe("ForwardProxy", () => {
           token: ProxyToken.fingerprint(token)
         })
         assert.notInclude(JSON.stringify(record), token)
+        // an intercepted tunnel's record carries how many requests were made inside it
+        const up = yield* forward.connect({ session: session.id, token, authority: "llm.example.test:443" })
+        yield* forward.finishTunnel(up, {
+          bytesIn: 0,
+          bytesOut: 0,
+          durationMs: 3,
+          outcome: "success",
+          requests: 0
+        })
+        const second = (yield* records)[1]
+        assert.strictEqual(second?.outcome, "success")
+        assert.strictEqual(second?.reason, undefined)
+        assert.deepStrictEqual(second?.details, {
+          method: "CONNECT",
+          mode: "intercept",
+          upstream: "llm.example.test:443",
+          bytesIn: 0,
+          bytesOut: 0,
+          durationMs: 3,
+          requests: 0,
+          token: ProxyToken.fingerprint(token)
+        })
       }).pipe(inLayer())
   )
 })
