@@ -13,7 +13,6 @@ export * as Broker from "./Broker.js"
 export * as BrokerConfig from "./BrokerConfig.js"
 export * as BrokerErrors from "./BrokerErrors.js"
 export * as CatalogHolder from "./CatalogHolder.js"
-/** Where the broker serves its operator CA certificate when TLS interception is on (ADR 0082). */
-export { CA_PATH as FORWARD_PROXY_CA_PATH } from "./proxy/ForwardServer.js"
+export { FORWARD_PROXY_CA_PATH } from "./ProxyPaths.js"
 export * as Readiness from "./Readiness.js"
 export * as SystemApi from "./SystemApi.js"

@@ -23,11 +23,12 @@ import * as Net from "node:net"
 import * as Tls from "node:tls"
 import { type EgressProxy, ForwardProxy } from "@aap/agent-coordination"
 import { Cause, DateTime, Effect, Exit, Layer, Option, Redacted, Runtime } from "effect"
+import { FORWARD_PROXY_CA_PATH } from "../ProxyPaths.js"
 import type * as Interception from "./Interception.js"
 import * as ProxyServer from "./ProxyServer.js"
 
 /** Where the broker serves the operator CA certificate (public part only) when interception is on. */
-export const CA_PATH = "/v1/forward-proxy/ca.pem"
+export const CA_PATH = FORWARD_PROXY_CA_PATH
 
 export interface Options extends ProxyServer.Options {
   /** Set: TLS interception of the upstream host with the operator CA. */
