@@ -210,7 +210,12 @@ export const layerServices = (
     Layer.provide(proxySettings)
   )
   // Its forward mode (CONNECT / HTTPS_PROXY, ADR 0081), with TLS interception when an operator CA is set.
-  const forward = layerForwardProxy.pipe(Layer.provide(currentCatalog), Layer.provideMerge(proxySettings))
+  // It draws blind tunnels on the same session budgets: `proxy` is shared by reference (one instance).
+  const forward = layerForwardProxy.pipe(
+    Layer.provide(proxy),
+    Layer.provide(currentCatalog),
+    Layer.provideMerge(proxySettings)
+  )
   const provisioner = Provisioner.layerOpenRouter().pipe(Layer.provide(FetchHttpClient.layer))
   const provisionedKeys = ProvisionedKeys.layer.pipe(Layer.provide(store))
   const delivery = Delivery.layer.pipe(

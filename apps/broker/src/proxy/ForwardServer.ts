@@ -149,15 +149,26 @@ export const mount = (
     upstream.on("connect", () => {
       connected = true
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
+      // Relayed bytes count against the session's byte budget (both ways); the chunk that would
+      // cross it is not relayed: both sockets are destroyed first (this listener runs before
+      // the pipe's), and the tunnel is recorded as `budget:bytes`.
+      const budget = tunnel.budget
+      const overBudget = (n: number) => {
+        if (budget === undefined || budget.addBytes(n)) return false
+        reason ??= "budget:bytes"
+        finish("error")
+        return true
+      }
       if (head.length > 0) {
+        if (overBudget(head.length)) return
         bytesIn += head.length
         upstream.write(head)
       }
       client.on("data", (c: Buffer) => {
-        bytesIn += c.length
+        if (!overBudget(c.length)) bytesIn += c.length
       })
       upstream.on("data", (c: Buffer) => {
-        bytesOut += c.length
+        if (!overBudget(c.length)) bytesOut += c.length
       })
       client.pipe(upstream)
       upstream.pipe(client)

@@ -155,6 +155,7 @@ export const layerForwardProxy: Layer.Layer<
   ForwardProxy.ForwardProxy,
   never,
   | LoadedSettings
+  | EgressProxy.EgressProxy
   | SessionRepository.SessionRepository
   | SessionCache
   | CurrentCatalog.CurrentCatalog

@@ -132,6 +132,11 @@ const startBlind = (tls: Tls) =>
     const server = Https.createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
       seen.push({ ...req.headers })
       req.resume()
+      if (req.url === "/big") {
+        res.writeHead(200, { "content-type": "application/octet-stream" })
+        res.end(Buffer.alloc(200_000, 0x61))
+        return
+      }
       if (req.url === "/hang") {
         res.writeHead(200, { "content-type": "text/plain" })
         res.write("first-chunk\n")
@@ -582,6 +587,62 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     received.push(again)
     assert.match(again, /^HTTP\/1\.1 403 /)
     logs.push(...reloadLogs)
+  })
+
+  it("blind tunnels draw on the session's budgets: a tunnel is cut at the byte budget, one request each", async () => {
+    if (upstream === undefined || blind === undefined) throw new Error("no upstream")
+    const budgetLogs: Array<string> = []
+    const b = await startBroker(
+      catalogYaml(upstream.port, blind.port),
+      { AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa, AAP_PROXY_MAX_BYTES: "50000", AAP_PROXY_MAX_REQUESTS: "2" },
+      budgetLogs
+    )
+    runtimes.push(b.runtime)
+    // 1. bytes: a 200 kB download through a blind tunnel stops at the 50 kB budget
+    const s = await openSession(b)
+    tokens.push(s.token)
+    const big = await curl([
+      ...via(b, s, upstreamCa),
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{size_download}",
+      `https://127.0.0.1:${blind.port}/big`
+    ])
+    received.push(big.stdout, big.stderr)
+    assert.notStrictEqual(big.code, 0, "the transfer was cut")
+    assert.isBelow(Number(big.stdout), 50_000)
+    const cut = await eventually(async () =>
+      (await proxyRecords(b)).find(
+        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
+      )
+    )
+    assert.strictEqual(cut.outcome, "error")
+    assert.strictEqual(cut.reason, "budget:bytes")
+    const moved = cut.details as Record<string, number>
+    assert.isAtMost(Number(moved.bytesIn) + Number(moved.bytesOut), 50_000)
+    // the spent session opens no more tunnels
+    const spent = await raw(b.port, connectAs(`127.0.0.1:${blind.port}`, s))
+    received.push(spent)
+    assert.match(spent, /^HTTP\/1\.1 429 /)
+    assert.include(spent, '"_tag":"ProxyBudgetExceeded"')
+    // 2. requests: each tunnel takes one; the third CONNECT of a fresh session is refused
+    const t = await openSession(b)
+    tokens.push(t.token)
+    for (let i = 0; i < 2; i++) {
+      const ok = await curl([...via(b, t, upstreamCa), `https://127.0.0.1:${blind.port}/hello`])
+      received.push(ok.stdout, ok.stderr)
+      assert.strictEqual(ok.stdout, "blind-ok", ok.stderr)
+    }
+    const third = await raw(b.port, connectAs(`127.0.0.1:${blind.port}`, t))
+    received.push(third)
+    assert.match(third, /^HTTP\/1\.1 429 /)
+    const denied = (await proxyRecords(b)).filter((e) => e.session === t.id && e.outcome === "denied")
+    assert.deepStrictEqual(
+      denied.map((e) => e.reason),
+      ["budget:requests"]
+    )
+    logs.push(...budgetLogs)
   })
 
   it("every intercepted tunnel is audited when it closes, with the requests made inside, none included", async () => {

@@ -171,6 +171,12 @@ export interface ProxyShape {
   readonly listening: (url: string) => Effect.Effect<void>
   /** Append the `proxy.request` record of a forwarded request. Never fails (a failure closes the proxy until the audit is back). */
   readonly finish: (grant: Grant, facts: Facts) => Effect.Effect<void>
+  /**
+   * A blind tunnel (forward mode) of an admitted session takes one request of the session's
+   * budget and moves its bytes against the session's byte budget, like a proxied request; it
+   * fails with `ProxyBudgetExceeded` (not audited here: the caller records the refusal).
+   */
+  readonly tunnelBudget: (session: SessionView) => Effect.Effect<Budget, ProxyBudgetExceeded>
 }
 
 export class EgressProxy extends Context.Tag("@aap/agent-coordination/EgressProxy")<
@@ -294,6 +300,47 @@ export const make: Effect.Effect<
           )
   )
 
+  /** The session's budget error when it has no request or no byte left, else undefined. */
+  const overBudget = (used: Usage): ProxyBudgetExceeded | undefined =>
+    used.requests >= config.maxRequestsPerSession
+      ? new ProxyBudgetExceeded({
+          message: `the session used its ${config.maxRequestsPerSession} proxied requests`,
+          limit: "requests",
+          used: used.requests,
+          budget: config.maxRequestsPerSession
+        })
+      : used.bytes >= config.maxBytesPerSession
+        ? new ProxyBudgetExceeded({
+            message: `the session moved its ${config.maxBytesPerSession} bytes`,
+            limit: "bytes",
+            used: used.bytes,
+            budget: config.maxBytesPerSession
+          })
+        : undefined
+
+  const budgetOf = (used: Usage): Budget => ({
+    addBytes: (n) => {
+      if (used.bytes + n > config.maxBytesPerSession) {
+        // Over: the session is spent (the next request is refused before any upstream byte).
+        used.bytes = config.maxBytesPerSession
+        return false
+      }
+      used.bytes += n
+      return true
+    },
+    usedBytes: () => used.bytes,
+    maxBytes: config.maxBytesPerSession
+  })
+
+  const tunnelBudget = (session: SessionView): Effect.Effect<Budget, ProxyBudgetExceeded> =>
+    Effect.suspend(() => {
+      const used = usageOf(session.id)
+      const spent = overBudget(used)
+      if (spent !== undefined) return Effect.fail(spent)
+      used.requests++
+      return Effect.succeed(budgetOf(used))
+    })
+
   const open = (request: ProxyRequest): Effect.Effect<Grant, OpenError> =>
     Effect.gen(function* () {
       // 1. The token, before any read: a forged or foreign token costs one HMAC.
@@ -390,28 +437,8 @@ export const make: Effect.Effect<
       const target = decision.right
       // 5. Budgets (per session, per broker instance).
       const used = usageOf(session.id)
-      if (used.requests >= config.maxRequestsPerSession) {
-        return yield* refuse(
-          new ProxyBudgetExceeded({
-            message: `the session used its ${config.maxRequestsPerSession} proxied requests`,
-            limit: "requests",
-            used: used.requests,
-            budget: config.maxRequestsPerSession
-          }),
-          "budget:requests"
-        )
-      }
-      if (used.bytes >= config.maxBytesPerSession) {
-        return yield* refuse(
-          new ProxyBudgetExceeded({
-            message: `the session moved its ${config.maxBytesPerSession} bytes`,
-            limit: "bytes",
-            used: used.bytes,
-            budget: config.maxBytesPerSession
-          }),
-          "budget:bytes"
-        )
-      }
+      const spent = overBudget(used)
+      if (spent !== undefined) return yield* refuse(spent, `budget:${spent.limit}`)
       // The request slot is taken now, before the vault read yields: concurrent requests of one
       // session cannot all pass the check above. A request the vault refuses gives it back.
       used.requests++
@@ -437,19 +464,7 @@ export const make: Effect.Effect<
           )
         )
       )
-      const budget: Budget = {
-        addBytes: (n) => {
-          if (used.bytes + n > config.maxBytesPerSession) {
-            // Over: the session is spent (the next request is refused before any upstream byte).
-            used.bytes = config.maxBytesPerSession
-            return false
-          }
-          used.bytes += n
-          return true
-        },
-        usedBytes: () => used.bytes,
-        maxBytes: config.maxBytesPerSession
-      }
+      const budget = budgetOf(used)
       return {
         session,
         capability: capability.id,
@@ -536,7 +551,7 @@ export const make: Effect.Effect<
       boundUrl = url.replace(/\/+$/, "")
     })
 
-  return EgressProxy.of({ issue, open, finish, listening })
+  return EgressProxy.of({ issue, open, finish, listening, tunnelBudget })
 })
 
 export const layer: Layer.Layer<

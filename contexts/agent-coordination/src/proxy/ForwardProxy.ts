@@ -28,7 +28,8 @@ import { CurrentCatalog } from "../CurrentCatalog.js"
 import { SessionNotActive } from "../delivery/Api.js"
 import { Sessions, type SessionView } from "../delivery/Ports.js"
 import { Expired, RequestDenied, type Tampered, Unauthorized, type Unavailable } from "../Errors.js"
-import { HostNotAllowed, NotProxied } from "./ProxyErrors.js"
+import { type Budget, EgressProxy } from "./EgressProxy.js"
+import { HostNotAllowed, NotProxied, type ProxyBudgetExceeded } from "./ProxyErrors.js"
 import * as ProxyPolicy from "./ProxyPolicy.js"
 import * as ProxyToken from "./ProxyToken.js"
 
@@ -95,6 +96,12 @@ export interface Tunnel {
   readonly token: Redacted.Redacted<string>
   readonly tokenFingerprint: string
   readonly proxy: Catalog.BearerProxy
+  /**
+   * Blind tunnels: the session's budget, of which the tunnel took one request; the bytes relayed
+   * (both ways) count against its byte budget, and the tunnel is cut when they would cross it.
+   * Intercepted tunnels have none: each request inside is budgeted on its own.
+   */
+  readonly budget?: Budget | undefined
 }
 
 export interface TunnelFacts {
@@ -122,6 +129,7 @@ export type ConnectError =
   | RequestDenied
   | NotProxied
   | HostNotAllowed
+  | ProxyBudgetExceeded
   | Unavailable
   | Tampered
 
@@ -154,9 +162,10 @@ const connectTargets = (proxy: Catalog.BearerProxy): ReadonlyArray<string> =>
 export const make: Effect.Effect<
   ForwardShape,
   never,
-  Sessions | CurrentCatalog | AuditLog.AuditLog | SystemKeys.SystemKeys | ForwardConfig
+  Sessions | CurrentCatalog | AuditLog.AuditLog | SystemKeys.SystemKeys | ForwardConfig | EgressProxy
 > = Effect.gen(function* () {
   const sessions = yield* Sessions
+  const egress = yield* EgressProxy
   const catalog = yield* CurrentCatalog
   const audit = yield* AuditLog.AuditLog
   const config = yield* ForwardConfig
@@ -280,7 +289,10 @@ export const make: Effect.Effect<
         )
       }
       if (connectTargets(admitted.proxy).includes(target.key)) {
-        return { ...base, mode: "blind" } satisfies Tunnel
+        const budget = yield* egress
+          .tunnelBudget(session)
+          .pipe(Effect.catchTag("ProxyBudgetExceeded", (e) => admitted.refuse(e, `budget:${e.limit}`)))
+        return { ...base, mode: "blind", budget } satisfies Tunnel
       }
       return yield* admitted.refuse(
         new HostNotAllowed({
@@ -350,5 +362,5 @@ export const make: Effect.Effect<
 export const layer: Layer.Layer<
   ForwardProxy,
   never,
-  Sessions | CurrentCatalog | AuditLog.AuditLog | SystemKeys.SystemKeys | ForwardConfig
+  Sessions | CurrentCatalog | AuditLog.AuditLog | SystemKeys.SystemKeys | ForwardConfig | EgressProxy
 > = Layer.effect(ForwardProxy, make)

@@ -11,6 +11,7 @@ import { DateTime, Effect, Exit, Layer, Redacted, Ref, Schema, TestClock } from 
 import * as CurrentCatalog from "../../src/CurrentCatalog.js"
 import * as Ports from "../../src/delivery/Ports.js"
 import { Unavailable } from "../../src/Errors.js"
+import * as EgressProxy from "../../src/proxy/EgressProxy.js"
 import * as ForwardProxy from "../../src/proxy/ForwardProxy.js"
 import * as ProxyToken from "../../src/proxy/ProxyToken.js"
 
@@ -52,7 +53,7 @@ interface Harness {
 }
 class TestHarness extends Effect.Tag("test/ForwardHarness")<TestHarness, Harness>() {}
 
-const makeLayer = (intercept: boolean) => {
+const makeLayer = (intercept: boolean, budgets: Partial<EgressProxy.ProxyConfigShape> = {}) => {
   const sessions = new Map<string, Ports.SessionView>()
   const catalogRef = Ref.unsafeMake(catalogWith())
   const storeDown = { down: false }
@@ -67,26 +68,26 @@ const makeLayer = (intercept: boolean) => {
       })
     )
   ).pipe(Layer.provide(Ports.sessionsFromMap(sessions)))
-  return ForwardProxy.layer.pipe(
-    Layer.provideMerge(
-      Layer.mergeAll(
-        sessionsPort,
-        CurrentCatalog.fromRef(catalogRef),
-        AuditLog.layerMemory,
-        SystemKeys.layerMemory,
-        ForwardProxy.layerConfig({ intercept }),
-        Layer.succeed(TestHarness, { sessions, catalogRef, storeDown })
-      )
-    )
+  const base = Layer.mergeAll(
+    sessionsPort,
+    Ports.secretsMemory([["codex", "llm/api-key", "CANARY-forward-key"]]),
+    CurrentCatalog.fromRef(catalogRef),
+    AuditLog.layerMemory,
+    SystemKeys.layerMemory,
+    ForwardProxy.layerConfig({ intercept }),
+    EgressProxy.layerConfig({ publicUrl: "http://broker.test:8787/", ...budgets }),
+    Layer.succeed(TestHarness, { sessions, catalogRef, storeDown })
   )
+  // the reverse proxy owns the session budgets that blind tunnels draw on
+  return ForwardProxy.layer.pipe(Layer.provideMerge(EgressProxy.layer.pipe(Layer.provideMerge(base))))
 }
 
 const inLayer =
-  (intercept = true) =>
+  (intercept = true, budgets: Partial<EgressProxy.ProxyConfigShape> = {}) =>
   <A, E, R>(test: Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
       yield* TestClock.setTime(T0)
-      return yield* test.pipe(Effect.provide(makeLayer(intercept)))
+      return yield* test.pipe(Effect.provide(makeLayer(intercept, budgets)))
     })
 
 let n = 0
@@ -281,6 +282,45 @@ describe("ForwardProxy", () => {
           ["not-active:revoked", "forward-off", "expired"]
         )
       }).pipe(inLayer())
+  )
+
+  it.effect(
+    "blind tunnels draw on the session's budgets: one request each, their bytes, refusals audited",
+    () =>
+      Effect.gen(function* () {
+        const forward = yield* ForwardProxy.ForwardProxy
+        const { session, token } = yield* addSession()
+        const open = () =>
+          forward.connect({ session: session.id, token, authority: "files.example.test:8443" })
+        const first = yield* open()
+        assert.isDefined(first.budget)
+        assert.isTrue(first.budget!.addBytes(600))
+        assert.isFalse(first.budget!.addBytes(500), "the chunk that would cross 1,000 bytes is refused")
+        // the byte budget is spent: the next tunnel is refused before it opens, and audited
+        const spent = yield* Effect.exit(open())
+        assert.strictEqual(tagOf(spent), "ProxyBudgetExceeded")
+        // an intercepted tunnel takes no request of its own (its inner requests are budgeted)
+        const up = yield* forward.connect({ session: session.id, token, authority: "llm.example.test:443" })
+        assert.isUndefined(up.budget)
+        // the request budget: a fresh session opens 2 tunnels, the third is refused
+        const other = yield* addSession()
+        const again = () =>
+          forward.connect({
+            session: other.session.id,
+            token: other.token,
+            authority: "files.example.test:8443"
+          })
+        yield* again()
+        yield* again()
+        assert.strictEqual(tagOf(yield* Effect.exit(again())), "ProxyBudgetExceeded")
+        const reasons = (yield* records)
+          .filter((e) => e.outcome === "denied")
+          .map((e) => [e.session, e.reason])
+        assert.deepStrictEqual(reasons, [
+          [session.id, "budget:bytes"],
+          [other.session.id, "budget:requests"]
+        ])
+      }).pipe(inLayer(true, { maxRequestsPerSession: 2, maxBytesPerSession: 1_000 }))
   )
 
   it.effect(
