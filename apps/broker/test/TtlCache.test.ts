@@ -16,11 +16,16 @@ const gated = <A, E = never>(gate: Deferred.Deferred<A, E>) => {
   return { load, runs: () => runs }
 }
 
+/** A 60 s cache of 10 entries and its loader. */
+const fresh = () => {
+  const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
+  return { cache, load: makeLoader<string, string, never>(cache) }
+}
+
 describe("makeLoader", () => {
   it.effect("concurrent misses of one key share one read; the value is cached", () =>
     Effect.gen(function* () {
-      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
-      const load = makeLoader<string, string, never>(cache)
+      const { load } = fresh()
       const gate = yield* Deferred.make<string>()
       const g = gated(gate)
       const fibers = yield* Effect.forEach([1, 2, 3, 4], () => Effect.fork(load("k", g.load)))
@@ -50,8 +55,7 @@ describe("makeLoader", () => {
 
   it.effect("after an eviction a caller reads again, and the earlier read is not cached", () =>
     Effect.gen(function* () {
-      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
-      const load = makeLoader<string, string, never>(cache)
+      const { cache, load } = fresh()
       const before = yield* Deferred.make<string>()
       const early = yield* Effect.fork(load("k", Deferred.await(before)))
       yield* Effect.yieldNow()
@@ -66,8 +70,7 @@ describe("makeLoader", () => {
 
   it.effect("an eviction of another key leaves a running read shared and cached", () =>
     Effect.gen(function* () {
-      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
-      const load = makeLoader<string, string, never>(cache)
+      const { cache, load } = fresh()
       const gate = yield* Deferred.make<string>()
       const g = gated(gate)
       const first = yield* Effect.fork(load("k", g.load))
@@ -85,8 +88,7 @@ describe("makeLoader", () => {
 
   it.effect("after a clear every running read is detached and not cached", () =>
     Effect.gen(function* () {
-      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
-      const load = makeLoader<string, string, never>(cache)
+      const { cache, load } = fresh()
       const a = yield* Deferred.make<string>()
       const b = yield* Deferred.make<string>()
       const ga = gated(a)
@@ -121,8 +123,7 @@ describe("makeLoader", () => {
 
   it.effect("a caller that goes away does not fail the others waiting on its read", () =>
     Effect.gen(function* () {
-      const cache = makeTtlCache<string, string>({ ttlMs: 60_000, maxEntries: 10 })
-      const load = makeLoader<string, string, never>(cache)
+      const { load } = fresh()
       const gate = yield* Deferred.make<string>()
       const g = gated(gate)
       const first = yield* Effect.fork(load("k", g.load))

@@ -275,6 +275,20 @@ const proxyRecords = async (b: Started): Promise<Array<Record<string, unknown>>>
   return (r.json.events as Array<Record<string, unknown>>).filter((e) => e.action === "proxy.request")
 }
 
+/** Session `s`'s CONNECT (tunnel) records on broker `b`, oldest first. */
+const tunnelRecords = async (b: Started, s: Session) =>
+  (await proxyRecords(b)).filter(
+    (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
+  )
+
+/** Waits for `run` (a curl the broker must cut: its upstream never ends) to fail, then for the tunnel's record. */
+const cutTunnel = async (b: Started, s: Session, run: { readonly done: Promise<Curl> }) => {
+  const { code, stdout, stderr } = await run.done
+  received.push(stdout, stderr)
+  assert.notStrictEqual(code, 0, "curl exits only because the broker cut the tunnel")
+  return eventually(async () => (await tunnelRecords(b, s))[0])
+}
+
 /** Waits (by polling; bounded by the test timeout) until `find` returns a record. */
 const eventually = async <A>(find: () => Promise<A | undefined>): Promise<A> => {
   for (;;) {
@@ -469,15 +483,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     )
     const revoked = await Effect.runPromise(post(b.url, `/v1/sessions/${s.id}/revoke`, b.agent, {}))
     assert.strictEqual(revoked.status, 200, revoked.text)
-    // The upstream never ends this response: curl only exits because the broker cut the tunnel.
-    const { code, stdout, stderr } = await run.done
-    received.push(stdout, stderr)
-    assert.notStrictEqual(code, 0)
-    const record = await eventually(async () =>
-      (await proxyRecords(b)).find(
-        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
-      )
-    )
+    const record = await cutTunnel(b, s, run)
     assert.strictEqual(record.outcome, "error")
     assert.strictEqual(record.reason, "session-ended")
     // And a new CONNECT with the same token is refused.
@@ -571,15 +577,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     )
     const reloaded = await Effect.runPromise(post(b.url, "/v1/catalog/reload", b.op, {}))
     assert.strictEqual(reloaded.status, 200, reloaded.text)
-    // The upstream never ends this response: curl only exits because the broker cut the tunnel.
-    const { code, stdout, stderr } = await run.done
-    received.push(stdout, stderr)
-    assert.notStrictEqual(code, 0)
-    const record = await eventually(async () =>
-      (await proxyRecords(b)).find(
-        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
-      )
-    )
+    const record = await cutTunnel(b, s, run)
     assert.strictEqual(record.outcome, "error")
     assert.strictEqual(record.reason, "catalog-changed")
     // and a new CONNECT to that host is refused
@@ -649,10 +647,7 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
     const b = intercepting
     const s = await openSession(b)
     tokens.push(s.token)
-    const tunnelsOf = async () =>
-      (await proxyRecords(b)).filter(
-        (e) => e.session === s.id && (e.details as Record<string, unknown>)?.method === "CONNECT"
-      )
+    const tunnelsOf = () => tunnelRecords(b, s)
     // 1. a tunnel used for one request
     const one = await curl([...via(b, s, ca.cert), `https://localhost:${upstream?.port}/api/v1/small`])
     received.push(one.stdout, one.stderr)
