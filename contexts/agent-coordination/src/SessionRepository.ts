@@ -80,6 +80,12 @@ export interface SessionRepositoryShape {
     limit: number,
     expireAt: number
   ) => Effect.Effect<boolean, Unavailable>
+  /**
+   * Raises the rollback mark (ADR 0044) of session `id` to `version` until `until` (epoch ms),
+   * as if this process had read that version: a consistent read of an older copy is then
+   * `Tampered`. For marks known from elsewhere (the audit log, at start).
+   */
+  readonly remember: (id: string, version: number, until: number) => void
 }
 
 export class SessionRepository extends Context.Tag("@aap/agent-coordination/SessionRepository")<
@@ -270,7 +276,8 @@ export const make: Effect.Effect<
         return n
       }).pipe(Effect.catchTag("InvalidCursor", (e) => Effect.die(e))),
     takeSlot: (agent, window, limit, expireAt) =>
-      store.increment(`rate#agent#${agent}`, window, limit, expireAt)
+      store.increment(`rate#agent#${agent}`, window, limit, expireAt),
+    remember: (id, version, until) => seen.note(pk(id), version, until)
   }
 })
 

@@ -67,6 +67,15 @@ export interface AuditReaderShape {
   ) => Effect.Effect<ReadonlyArray<AuditEvent>, AuditUnavailable>
   /** Events matching every filter, ordered by (ts, stream, seq), at most `limit` (default 100). */
   readonly query: (query: Query) => Effect.Effect<ReadonlyArray<AuditEvent>, AuditUnavailable>
+  /**
+   * Calls `f` with every event, of every stream, whose action starts with `actionPrefix`, in
+   * each stream's order (streams one after the other, not merged by time); the number of
+   * events passed. Other lines are not decoded. For start-up scans over the whole log.
+   */
+  readonly forEachAction: (
+    actionPrefix: string,
+    f: (event: AuditEvent) => void
+  ) => Effect.Effect<number, AuditUnavailable>
   /** Walk every stream; report the first broken record. */
   readonly verify: (options?: VerifyOptions) => Effect.Effect<VerifyReport, AuditUnavailable>
   /** Walk one stream. */
@@ -353,7 +362,30 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
       }
     })
 
-  return AuditReader.of({ streams, tail, query, verify, verifyStream })
+  const forEachAction: AuditReaderShape["forEachAction"] = (actionPrefix, f) =>
+    Effect.gen(function* () {
+      // canonical lines hold `"action":"<action>"` once, right after the hash (ADR 0031): a
+      // line without the prefix there is skipped without being decoded
+      const marker = `"action":${JSON.stringify(actionPrefix).slice(0, -1)}`
+      let passed = 0
+      for (const stream of yield* streams) {
+        yield* sink.scan(stream, 1).pipe(
+          Stream.runForEach(({ line }) =>
+            Effect.sync(() => {
+              if (!line.includes(marker)) return
+              const event = readLine(line)
+              if (event === undefined || !event.action.startsWith(actionPrefix)) return
+              passed++
+              f(event)
+            })
+          ),
+          Effect.mapError(sinkUnavailable)
+        )
+      }
+      return passed
+    })
+
+  return AuditReader.of({ streams, tail, query, forEachAction, verify, verifyStream })
 }
 
 /**

@@ -95,3 +95,44 @@ describe("AuditReader.query", () => {
     }).pipe(Effect.provide(layer))
   )
 })
+
+describe("AuditReader.forEachAction", () => {
+  it.live("passes every event whose action has the prefix, of every stream, each stream in order", () =>
+    Effect.gen(function* () {
+      const log = yield* AuditLog.AuditLog
+      const sink = yield* AuditSink.AuditSink
+      const keys = yield* AuditKeys.AuditKeys
+      const actions = [
+        "session.requested",
+        "credential.issued",
+        "session.revoked",
+        "sessions.other",
+        "auth.x"
+      ] as const
+      for (let i = 0; i < 50; i++) {
+        yield* log.append({ ...input(i), action: actions[i % actions.length]!, details: { n: i } })
+      }
+      // a second stream (another writer on the same sink)
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          const second = yield* AuditLog.AuditLog
+          yield* second.append({ ...input(99), action: "session.denied", details: { n: 99 } })
+        }).pipe(Effect.provide(AuditLog.layerWith({ instanceId: "q2" })))
+      )
+      const seen: Array<[string, number]> = []
+      const passed = yield* AuditReader.make(sink, keys).forEachAction("session.", (e) =>
+        seen.push([e.action, Number((e.details as Record<string, unknown>).n)])
+      )
+      const expected = Array.from({ length: 50 }, (_, i) => i)
+        .filter((i) => i % 5 === 0 || i % 5 === 2)
+        .map((i): [string, number] => [actions[i % 5]!, i])
+      assert.strictEqual(passed, expected.length + 1)
+      assert.sameDeepMembers(seen, [...expected, ["session.denied", 99]])
+      assert.deepStrictEqual(
+        seen.filter(([, n]) => n !== 99),
+        expected,
+        "the first stream's events in seq order"
+      )
+    }).pipe(Effect.provide(layer))
+  )
+})

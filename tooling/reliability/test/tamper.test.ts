@@ -18,7 +18,17 @@ import {
 } from "@aws-sdk/client-dynamodb"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { broker, call, enrol, operatorToken, putSecret, type Reply, tempDir } from "./support.js"
+import {
+  broker,
+  call,
+  enrol,
+  operatorToken,
+  putSecret,
+  type Reply,
+  spawnBroker,
+  stop,
+  tempDir
+} from "./support.js"
 
 const VAULT = "aap-vault"
 const COORDINATION = "aap-coordination"
@@ -251,6 +261,91 @@ describe("storage tampering at the DynamoDB level", () => {
             "session: revoked, earlier valid item restored (rollback)",
             ["Tampered", "Gone", "Conflict", "NotFound"]
           )
+        })
+      }),
+    120_000
+  )
+
+  it.scoped(
+    "after a restart, a revoked session's earlier item put back is still refused (marks from the audit log)",
+    () =>
+      Effect.gen(function* () {
+        const engine = yield* Engine.dynamo()
+        const aws = { AWS_ACCESS_KEY_ID: "tamper", AWS_SECRET_ACCESS_KEY: "tamper", AWS_REGION: "us-east-1" }
+        const home = tempDir("rollback-restart")
+        const env = {
+          ...aws,
+          AAP_DYNAMODB_ENDPOINT: engine.endpoint,
+          AAP_CACHE_TTL: "0",
+          AAP_SECRET_CACHE_TTL: "0",
+          AAP_LOG_LEVEL: "info"
+        }
+        const ddb = new DynamoDBClient({
+          endpoint: engine.endpoint,
+          region: "us-east-1",
+          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => ddb.destroy()))
+        yield* Effect.promise(async () => {
+          const first = await spawnBroker(home, env)
+          let id = ""
+          let codex = ""
+          let snapshot: Record<string, AttributeValue> | undefined
+          let control = ""
+          try {
+            const op = operatorToken(home)
+            await putSecret(first.url, op, "codex", "openrouter/api-key", CODEX_SECRET)
+            codex = await enrol(first.url, op, "codex")
+            const s = await call(first.url, "POST", "/v1/sessions", {
+              token: codex,
+              body: { capability: "openrouter-chat" }
+            })
+            assert.strictEqual(s.status, 201, s.text)
+            id = String(s.json.id)
+            // A copy taken while the session was active (a table dump, a backup, a stream record).
+            snapshot = (
+              await ddb.send(
+                new GetItemCommand({
+                  TableName: COORDINATION,
+                  Key: { PK: { S: `session#${id}` }, SK: { S: "session" } }
+                })
+              )
+            ).Item
+            assert.isDefined(snapshot)
+            const revoked = await call(first.url, "POST", `/v1/sessions/${id}/revoke`, {
+              token: op,
+              body: {}
+            })
+            assert.strictEqual(revoked.status, 200, revoked.text)
+            // a control: another active session, untouched, must keep working after the restart
+            const c = await call(first.url, "POST", "/v1/sessions", {
+              token: codex,
+              body: { capability: "openrouter-chat" }
+            })
+            assert.strictEqual(c.status, 201, c.text)
+            control = String(c.json.id)
+          } finally {
+            await stop(first)
+          }
+          // Put back while no broker runs: the next one never reads the revoked item from the
+          // table; only the audit log knows of the revocation.
+          await ddb.send(new PutItemCommand({ TableName: COORDINATION, Item: snapshot ?? {} }))
+          const second = await spawnBroker(home, env)
+          try {
+            refused(
+              await call(second.url, "POST", `/v1/sessions/${id}/credentials`, { token: codex, body: {} }),
+              "session: revoked, earlier valid item restored while the broker was down (rollback)",
+              ["Tampered"]
+            )
+            const ok = await call(second.url, "POST", `/v1/sessions/${control}/credentials`, {
+              token: codex,
+              body: {}
+            })
+            assert.strictEqual(ok.status, 200, ok.text)
+            assert.match(second.output(), /rollback marks seeded from the audit log/)
+          } finally {
+            await stop(second)
+          }
         })
       }),
     120_000
