@@ -253,8 +253,10 @@ const startBroker = async (
 }
 
 /** A session of `capability` and its delivered proxy token. */
-const openSession = async (b: Started, capability = "llm") => {
-  const session = await Effect.runPromise(post(b.url, "/v1/sessions", b.agent, { capability }))
+const openSession = async (b: Started, capability = "llm", ttlSeconds?: number) => {
+  const session = await Effect.runPromise(
+    post(b.url, "/v1/sessions", b.agent, { capability, ...(ttlSeconds === undefined ? {} : { ttlSeconds }) })
+  )
   assert.strictEqual(session.status, 201, session.text)
   const id = session.json.id as string
   const delivered = await Effect.runPromise(post(b.url, `/v1/sessions/${id}/credentials`, b.agent, {}))
@@ -641,6 +643,31 @@ describe("forward proxy (HTTPS_PROXY / CONNECT) in the embedded broker", () => {
       ["budget:requests"]
     )
     logs.push(...budgetLogs)
+  })
+
+  it("the session deadline cuts an open blind tunnel even between checks (session-expired)", async () => {
+    if (upstream === undefined || blind === undefined) throw new Error("no upstream")
+    const deadlineLogs: Array<string> = []
+    // checks a minute apart: only the deadline timer can cut this tunnel in time
+    const b = await startBroker(
+      catalogYaml(upstream.port, blind.port),
+      { AAP_PROXY_UPSTREAM_CA_FILE: upstreamCa, AAP_PROXY_TUNNEL_CHECK_MS: "60000" },
+      deadlineLogs
+    )
+    runtimes.push(b.runtime)
+    const s = await openSession(b, "llm", 4)
+    tokens.push(s.token)
+    const started = Date.now()
+    const run = await curlUntil(
+      [...via(b, s, upstreamCa), `https://127.0.0.1:${blind.port}/hang`],
+      "first-chunk"
+    )
+    const record = await cutTunnel(b, s, run)
+    const tookMs = Date.now() - started
+    assert.strictEqual(record.outcome, "error")
+    assert.strictEqual(record.reason, "session-expired")
+    assert.isBelow(tookMs, 30_000, "cut at the 4 s deadline, long before the next check")
+    logs.push(...deadlineLogs)
   })
 
   it("every intercepted tunnel is audited when it closes, with the requests made inside, none included", async () => {
