@@ -42,6 +42,11 @@ export class Authenticator extends Context.Tag("@aap/broker/Authenticator")<
     readonly authenticate: (
       token: Redacted.Redacted<string>
     ) => Effect.Effect<Principal, Errors.Unauthorized | Errors.Unavailable>
+    /**
+     * Drops every cached authentication, so a token revoked through this broker fails from the
+     * next request on (not only after `AAP_CACHE_TTL`). Absent when nothing is cached.
+     */
+    readonly forget?: (() => void) | undefined
   }
 >() {}
 

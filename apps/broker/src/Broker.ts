@@ -24,7 +24,7 @@ import { AuditLive } from "./http/Audit.js"
 import { CatalogLive } from "./http/Catalog.js"
 import { DeliveryLive, OidcLive } from "./http/Delivery.js"
 import { SecretsLive } from "./http/Secrets.js"
-import { EnrolmentLive, LinkCodesLive, SessionsLive } from "./http/Sessions.js"
+import { EnrolmentLive, LinkCodesLive, SessionsLive, TokensLive } from "./http/Sessions.js"
 import { SystemLive } from "./http/System.js"
 import { onClientError } from "./internal/clientError.js"
 import type { SecretCache } from "./internal/delivery.js"
@@ -94,6 +94,7 @@ export const layerHttp = (
       AuditLive,
       SessionsLive,
       LinkCodesLive,
+      TokensLive,
       EnrolmentLive,
       DeliveryLive,
       OidcLive,

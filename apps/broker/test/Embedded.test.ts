@@ -167,6 +167,59 @@ describe("embedded broker", () => {
       })
     )
 
+    it.effect(
+      "tokens: an operator lists an agent's tokens and revokes one or all; revoked tokens authenticate nobody",
+      () =>
+        Effect.gen(function* () {
+          const { url } = yield* Broker.BrokerInfo
+          const boot = yield* Broker.BrokerBootstrap
+          const op = Fs.readFileSync(boot.tokenFile, "utf8").trim()
+          const first = yield* enrol(url, op, "ci-bot")
+          const second = yield* enrol(url, op, "ci-bot")
+          const request = (token: string) => post(url, "/v1/sessions", token, { capability: "forgejo-pr" })
+          const listed = yield* call(url, "GET", "/v1/agents/ci-bot/tokens", { token: op })
+          assert.strictEqual(listed.status, 200, listed.text)
+          const tokens = listed.json.tokens as Array<{ fingerprint: string; revokedAt?: string }>
+          assert.isAtLeast(tokens.length, 2)
+          assert.notInclude(listed.text, first)
+          assert.notInclude(listed.text, second)
+          // an agent may not list or revoke tokens
+          assert.strictEqual(
+            (yield* call(url, "GET", "/v1/agents/ci-bot/tokens", { token: first })).status,
+            403
+          )
+          assert.strictEqual((yield* post(url, "/v1/agents/ci-bot/tokens/revoke", first, {})).status, 403)
+          assert.strictEqual((yield* post(url, "/v1/agents/ci-bot/tokens/revoke", undefined, {})).status, 401)
+          // a malformed fingerprint is a 400 with its tag
+          const bad = yield* post(url, "/v1/agents/ci-bot/tokens/revoke", op, { fingerprint: "nope" })
+          assert.strictEqual(bad.status, 400, bad.text)
+          assert.isString(bad.json._tag)
+          // revoke the newest one by fingerprint: it stops working, the other still works
+          const newest = tokens.at(-1)!.fingerprint
+          const one = yield* post(url, "/v1/agents/ci-bot/tokens/revoke", op, { fingerprint: newest })
+          assert.strictEqual(one.status, 200, one.text)
+          assert.strictEqual(one.json.revoked, 1)
+          assert.strictEqual((yield* request(second)).status, 401)
+          const stillOk = yield* request(first)
+          assert.notStrictEqual(stillOk.status, 401, stillOk.text)
+          // revoke all: nothing left that authenticates; a second call revokes nothing
+          const all = yield* post(url, "/v1/agents/ci-bot/tokens/revoke", op, {})
+          assert.strictEqual(all.status, 200, all.text)
+          assert.isAtLeast(all.json.revoked as number, 1)
+          assert.strictEqual((yield* request(first)).status, 401)
+          const none = yield* post(url, "/v1/agents/ci-bot/tokens/revoke", op, {})
+          assert.strictEqual(none.json.revoked, 0)
+          const after = yield* call(url, "GET", "/v1/agents/ci-bot/tokens", { token: op })
+          for (const t of after.json.tokens as Array<{ revokedAt?: string }>) assert.isString(t.revokedAt)
+          // revocations are audited, with fingerprints only
+          const audit = yield* call(url, "GET", "/v1/audit?action=token.revoked&limit=100", { token: op })
+          const revoked = audit.json.events as Array<{ details: { fingerprint: string } }>
+          assert.isAtLeast(revoked.length, 2)
+          assert.notInclude(audit.text, first)
+          assert.notInclude(audit.text, second)
+        })
+    )
+
     it.effect("audit: events listed and the chain verifies", () =>
       Effect.gen(function* () {
         const { url } = yield* Broker.BrokerInfo

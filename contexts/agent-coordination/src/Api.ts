@@ -161,6 +161,42 @@ export class LinkCodesApi extends HttpApiGroup.make("linkCodes")
   .annotate(OpenApi.Title, "Link codes")
   .annotate(OpenApi.Description, "Operators mint single-use, 10-minute enrolment codes for agents.") {}
 
+/** One of an agent's tokens as operators see it: never the token, never its hash. */
+export const TokenSummary = Schema.Struct({
+  fingerprint: Schema.String,
+  createdAt: Schema.DateTimeUtc,
+  revokedAt: Schema.optional(Schema.DateTimeUtc)
+}).annotations({ identifier: "TokenSummary" })
+
+/** `POST /v1/agents/{id}/tokens/revoke`: all the agent's live tokens, or the one with `fingerprint`. */
+export const RevokeTokensRequest = Schema.Struct({
+  fingerprint: Schema.optional(Schema.String.pipe(Schema.pattern(/^[0-9a-f]{12}$/)))
+}).annotations({ identifier: "RevokeTokensRequest" })
+
+export class TokensApi extends HttpApiGroup.make("tokens")
+  .add(
+    HttpApiEndpoint.get("list", "/v1/agents/:id/tokens")
+      .setPath(Schema.Struct({ id: Schema.String }))
+      .addSuccess(Schema.Struct({ tokens: Schema.Array(TokenSummary) }))
+      .addError(Forbidden)
+      .addError(Tampered)
+      .addError(Unavailable)
+  )
+  .add(
+    HttpApiEndpoint.post("revoke", "/v1/agents/:id/tokens/revoke")
+      .setPath(Schema.Struct({ id: Schema.String }))
+      .setPayload(RevokeTokensRequest)
+      .addSuccess(Schema.Struct({ revoked: Schema.Int }))
+      .addError(Forbidden)
+      .addError(Tampered)
+      .addError(Unavailable)
+  )
+  .annotate(OpenApi.Title, "Tokens")
+  .annotate(
+    OpenApi.Description,
+    "Operators list an agent's tokens (fingerprints only) and revoke them: all, or one by fingerprint. A revoked token authenticates nobody from the next request on (within AAP_CACHE_TTL on other instances)."
+  ) {}
+
 /** `POST /v1/link-codes/redeem` */
 export const RedeemRequest = Schema.Struct({
   code: Schema.Redacted(Schema.String.pipe(Schema.maxLength(64)))

@@ -6,7 +6,7 @@ import { Identities, Sessions } from "@aap/agent-coordination"
 import { HttpApiBuilder, type HttpApiGroup } from "@effect/platform"
 import { DateTime, Effect, type Layer, Option } from "effect"
 import { Api } from "../Api.js"
-import { CurrentPrincipal, type OperatorAuth, type PrincipalAuth } from "../Auth.js"
+import { Authenticator, CurrentPrincipal, type OperatorAuth, type PrincipalAuth } from "../Auth.js"
 import { BrokerMetrics } from "../internal/observability.js"
 import { SessionCache } from "../internal/sessionCache.js"
 
@@ -88,6 +88,40 @@ export const LinkCodesLive: Layer.Layer<
         }))
       )
     )
+  })
+)
+
+export const TokensLive: Layer.Layer<
+  HttpApiGroup.ApiGroup<"aap", "tokens">,
+  never,
+  Identities.Identities | Authenticator | OperatorAuth
+> = HttpApiBuilder.group(Api, "tokens", (handlers) =>
+  Effect.gen(function* () {
+    const identities = yield* Identities.Identities
+    const authenticator = yield* Authenticator
+    return handlers
+      .handle("list", ({ path }) =>
+        Effect.flatMap(CurrentPrincipal, (p) =>
+          Effect.map(identities.listTokens(p, { type: "agent", id: path.id }), (tokens) => ({
+            tokens: tokens.map((t) => ({
+              fingerprint: t.fingerprint,
+              createdAt: t.createdAt,
+              ...(Option.isSome(t.revokedAt) ? { revokedAt: t.revokedAt.value } : {})
+            }))
+          }))
+        )
+      )
+      .handle("revoke", ({ path, payload }) =>
+        Effect.flatMap(CurrentPrincipal, (p) =>
+          Effect.map(
+            identities.revokeTokens(p, { type: "agent", id: path.id }, payload.fingerprint),
+            (revoked) => {
+              if (revoked > 0) authenticator.forget?.()
+              return { revoked }
+            }
+          )
+        )
+      )
   })
 )
 

@@ -2,7 +2,8 @@
  * The hot path of a delivery reads the caller's token and the session. Both are cached for at
  * most `AAP_CACHE_TTL` (default 2 s) — ADR 0051:
  * - token → principal: only successful authentications; a token revoked elsewhere keeps
- *   working for at most the TTL on this instance. Concurrent misses share one read.
+ *   working for at most the TTL on this instance (one revoked through this instance's
+ *   `/v1/agents/{id}/tokens/revoke` clears the cache at once). Concurrent misses share one read.
  * - session id → session: only `active` sessions; expiry is re-applied on every read against
  *   the clock, so a cached session never outlives its `expiresAt`; a transition made through
  *   this broker (revoke, approve, deny) evicts the entry at once; one made through another
@@ -44,7 +45,9 @@ export const layerAuthenticator = (
         Effect.Effect.Error<ReturnType<typeof identities.authenticate>>
       >(cache)
       return Authenticator.of({
-        authenticate: (token) => load(Token.hash(token), identities.authenticate(token))
+        authenticate: (token) => load(Token.hash(token), identities.authenticate(token)),
+        // a revocation names tokens by fingerprint, not by the hash the cache is keyed by
+        forget: () => cache.clear()
       })
     })
   )
