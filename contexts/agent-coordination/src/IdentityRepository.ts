@@ -75,6 +75,11 @@ export interface IdentityRepositoryShape {
     record: BootstrapRecord,
     expectedVersion: number | undefined
   ) => Effect.Effect<void, Conflict | Unavailable>
+  /**
+   * Records that the token with `fingerprint` was revoked (known from elsewhere: the audit log,
+   * at start): a consistent read of it that is not revoked is then a rollback, `Tampered`.
+   */
+  readonly rememberRevoked: (fingerprint: string) => void
 }
 
 export class IdentityRepository extends Context.Tag("@aap/agent-coordination/IdentityRepository")<
@@ -138,6 +143,10 @@ export const make: Effect.Effect<
   // the newest version of each record this process wrote or read: an older, validly MACed
   // copy put back in the table is a rollback (ADR 0044)
   const seen = HighWater.make({ maxEntries: 200_000 })
+  // fingerprints of tokens known to be revoked (ADR 0044, seeded from the audit log at start);
+  // bounded like the marks, the oldest dropped first
+  const revokedFingerprints = new Set<string>()
+  const MAX_REVOKED = 200_000
 
   const sign = <A extends { readonly version: number }, I>(k: Kind<A, I>, a: A) =>
     Integrity.sign(k.kind, {
@@ -165,7 +174,12 @@ export const make: Effect.Effect<
       ) {
         return yield* bad
       }
-      if (consistent && seen.isRollback(item.pk, item.version)) {
+      const revokedBefore =
+        k.kind === "token" &&
+        revokedFingerprints.size > 0 &&
+        (decoded.value as unknown as TokenRecord).revokedAt === undefined &&
+        revokedFingerprints.has((decoded.value as unknown as TokenRecord).fingerprint)
+      if (consistent && (seen.isRollback(item.pk, item.version) || revokedBefore)) {
         return yield* new Tampered({
           message: `stored item ${item.pk} is older than a version this broker has seen (rolled back)`,
           kind: k.kind
@@ -193,6 +207,13 @@ export const make: Effect.Effect<
     createToken: (t) => put(tokenKind, t, Store.absent),
     getToken: (hash) => get(tokenKind, tokenPk(hash), "token"),
     saveToken: (t, v) => put(tokenKind, t, Store.atVersion(v)),
+    rememberRevoked: (fingerprint) => {
+      if (revokedFingerprints.size >= MAX_REVOKED) {
+        const oldest = revokedFingerprints.values().next()
+        if (!oldest.done) revokedFingerprints.delete(oldest.value)
+      }
+      revokedFingerprints.add(fingerprint)
+    },
     listTokens: (type, principal) =>
       Effect.gen(function* () {
         const out: Array<TokenRecord> = []

@@ -68,12 +68,12 @@ export interface AuditReaderShape {
   /** Events matching every filter, ordered by (ts, stream, seq), at most `limit` (default 100). */
   readonly query: (query: Query) => Effect.Effect<ReadonlyArray<AuditEvent>, AuditUnavailable>
   /**
-   * Calls `f` with every event, of every stream, whose action starts with `actionPrefix`, in
+   * Calls `f` with every event, of every stream, whose action starts with one of `actionPrefixes`, in
    * each stream's order (streams one after the other, not merged by time); the number of
    * events passed. Other lines are not decoded. For start-up scans over the whole log.
    */
   readonly forEachAction: (
-    actionPrefix: string,
+    actionPrefixes: ReadonlyArray<string>,
     f: (event: AuditEvent) => void
   ) => Effect.Effect<number, AuditUnavailable>
   /** Walk every stream; report the first broken record. */
@@ -362,19 +362,19 @@ export const make = (sink: AuditSink.AuditSinkShape, keys: AuditKeys.AuditKeysSh
       }
     })
 
-  const forEachAction: AuditReaderShape["forEachAction"] = (actionPrefix, f) =>
+  const forEachAction: AuditReaderShape["forEachAction"] = (actionPrefixes, f) =>
     Effect.gen(function* () {
       // canonical lines hold `"action":"<action>"` once, right after the hash (ADR 0031): a
-      // line without the prefix there is skipped without being decoded
-      const marker = `"action":${JSON.stringify(actionPrefix).slice(0, -1)}`
+      // line without one of the prefixes there is skipped without being decoded
+      const markers = actionPrefixes.map((p) => `"action":${JSON.stringify(p).slice(0, -1)}`)
       let passed = 0
       for (const stream of yield* streams) {
         yield* sink.scan(stream, 1).pipe(
           Stream.runForEach(({ line }) =>
             Effect.sync(() => {
-              if (!line.includes(marker)) return
+              if (!markers.some((m) => line.includes(m))) return
               const event = readLine(line)
-              if (event === undefined || !event.action.startsWith(actionPrefix)) return
+              if (event === undefined || !actionPrefixes.some((p) => event.action.startsWith(p))) return
               passed++
               f(event)
             })

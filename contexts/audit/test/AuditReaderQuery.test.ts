@@ -120,7 +120,7 @@ describe("AuditReader.forEachAction", () => {
         }).pipe(Effect.provide(AuditLog.layerWith({ instanceId: "q2" })))
       )
       const seen: Array<[string, number]> = []
-      const passed = yield* AuditReader.make(sink, keys).forEachAction("session.", (e) =>
+      const passed = yield* AuditReader.make(sink, keys).forEachAction(["session."], (e) =>
         seen.push([e.action, Number((e.details as Record<string, unknown>).n)])
       )
       const expected = Array.from({ length: 50 }, (_, i) => i)

@@ -292,6 +292,8 @@ describe("storage tampering at the DynamoDB level", () => {
           let codex = ""
           let snapshot: Record<string, AttributeValue> | undefined
           let control = ""
+          let victim = ""
+          let victimItem: Record<string, AttributeValue> | undefined
           try {
             const op = operatorToken(home)
             await putSecret(first.url, op, "codex", "openrouter/api-key", CODEX_SECRET)
@@ -324,12 +326,37 @@ describe("storage tampering at the DynamoDB level", () => {
             })
             assert.strictEqual(c.status, 201, c.text)
             control = String(c.json.id)
+            // an agent token revoked through the API, its earlier item kept
+            victim = await enrol(first.url, op, "codex")
+            victimItem = (
+              await ddb.send(
+                new GetItemCommand({
+                  TableName: COORDINATION,
+                  Key: { PK: { S: `token#${sha256(victim)}` }, SK: { S: "token" } }
+                })
+              )
+            ).Item
+            assert.isDefined(victimItem)
+            const fingerprint = sha256(victim).slice(0, 12)
+            const listed = await call(first.url, "GET", "/v1/agents/codex/tokens", { token: op })
+            assert.include(
+              (listed.json.tokens as Array<{ fingerprint: string }>).map((t) => t.fingerprint),
+              fingerprint,
+              listed.text
+            )
+            const out = await call(first.url, "POST", "/v1/agents/codex/tokens/revoke", {
+              token: op,
+              body: { fingerprint }
+            })
+            assert.strictEqual(out.status, 200, out.text)
+            assert.strictEqual(out.json.revoked, 1)
           } finally {
             await stop(first)
           }
           // Put back while no broker runs: the next one never reads the revoked item from the
           // table; only the audit log knows of the revocation.
           await ddb.send(new PutItemCommand({ TableName: COORDINATION, Item: snapshot ?? {} }))
+          await ddb.send(new PutItemCommand({ TableName: COORDINATION, Item: victimItem ?? {} }))
           const second = await spawnBroker(home, env)
           try {
             refused(
@@ -342,6 +369,11 @@ describe("storage tampering at the DynamoDB level", () => {
               body: {}
             })
             assert.strictEqual(ok.status, 200, ok.text)
+            const again = await call(second.url, "POST", "/v1/sessions", {
+              token: victim,
+              body: { capability: "openrouter-chat" }
+            })
+            assert.strictEqual(again.status, 401, `the revoked token restored: ${again.status} ${again.text}`)
             assert.match(second.output(), /rollback marks seeded from the audit log/)
           } finally {
             await stop(second)

@@ -257,18 +257,28 @@ export const layerServices = (
     })
   )
   const gauge = layerSessionGauge({ cap: 10_000, every: 15_000 })
-  // Rollback marks from the audit log (ADR 0044): every session transition on record raises
-  // its session's mark before the broker serves, so a restarted broker refuses an older,
-  // validly MACed copy put back in the table. Sessions past their deadline need no mark.
+  // Rollback marks from the audit log (ADR 0044), before the broker serves: every session
+  // transition on record raises its session's mark (sessions past their deadline need none),
+  // and every token revocation marks its fingerprint, so a restarted broker refuses an older,
+  // validly MACed copy put back in the table.
   const rollbackMarks = Layer.effectDiscard(
     Effect.gen(function* () {
       const reader = yield* AuditReader.AuditReader
       const sessions = yield* SessionRepository.SessionRepository
+      const identities = yield* IdentityRepository.IdentityRepository
       const started = Date.now()
       let marked = 0
+      let revokedTokens = 0
       const records = yield* reader
-        .forEachAction("session.", (event) => {
+        .forEachAction(["session.", "token.revoked"], (event) => {
           const details = event.details ?? {}
+          if (event.action === "token.revoked") {
+            if (event.outcome === "success" && typeof details.fingerprint === "string") {
+              identities.rememberRevoked(details.fingerprint)
+              revokedTokens++
+            }
+            return
+          }
           const version = details.version
           const until = typeof details.expiresAt === "string" ? Date.parse(details.expiresAt) : Number.NaN
           if (event.session === undefined || typeof version !== "number" || !(until > started)) return
@@ -277,12 +287,10 @@ export const layerServices = (
         })
         .pipe(Effect.mapError(describe("cannot read the audit log for rollback marks")))
       yield* Effect.logInfo("rollback marks seeded from the audit log").pipe(
-        Effect.annotateLogs({ records, marked, ms: Date.now() - started })
+        Effect.annotateLogs({ records, sessions: marked, revokedTokens, ms: Date.now() - started })
       )
     })
   )
-  // Layers are shared by reference within one build: `store`, `secrets`, `provisioner` and
-  // the rest are built once, for the broker and its background work alike.
   const services = Layer.mergeAll(
     rollbackMarks,
     readiness,
