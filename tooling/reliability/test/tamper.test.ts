@@ -43,6 +43,31 @@ const refused = (r: Reply, what: string, tags: ReadonlyArray<string>) => {
   assert.notInclude(r.text, CLAUDE_SECRET, `${what}: secret in the error body`)
 }
 
+/** The broker's environment against the engine at `endpoint`, with no caches (every read hits the table). */
+const tamperEnv = (endpoint: string, logLevel = "warning") => ({
+  AWS_ACCESS_KEY_ID: "tamper",
+  AWS_SECRET_ACCESS_KEY: "tamper",
+  AWS_REGION: "us-east-1",
+  AAP_DYNAMODB_ENDPOINT: endpoint,
+  AAP_CACHE_TTL: "0",
+  AAP_SECRET_CACHE_TTL: "0",
+  AAP_LOG_LEVEL: logLevel
+})
+
+/** A client of the engine at `endpoint`, for edits behind the broker's back; closed with the scope. */
+const tableClient = (endpoint: string) =>
+  Effect.acquireRelease(
+    Effect.sync(
+      () =>
+        new DynamoDBClient({
+          endpoint,
+          region: "us-east-1",
+          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
+        })
+    ),
+    (client) => Effect.sync(() => client.destroy())
+  )
+
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex")
 
 describe("storage tampering at the DynamoDB level", () => {
@@ -51,21 +76,9 @@ describe("storage tampering at the DynamoDB level", () => {
     () =>
       Effect.gen(function* () {
         const engine = yield* Engine.dynamo()
-        const aws = { AWS_ACCESS_KEY_ID: "tamper", AWS_SECRET_ACCESS_KEY: "tamper", AWS_REGION: "us-east-1" }
         const home = tempDir("tamper")
-        const b = yield* broker(home, {
-          ...aws,
-          AAP_DYNAMODB_ENDPOINT: engine.endpoint,
-          AAP_CACHE_TTL: "0",
-          AAP_SECRET_CACHE_TTL: "0",
-          AAP_LOG_LEVEL: "warning"
-        })
-        const ddb = new DynamoDBClient({
-          endpoint: engine.endpoint,
-          region: "us-east-1",
-          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
-        })
-        yield* Effect.addFinalizer(() => Effect.sync(() => ddb.destroy()))
+        const b = yield* broker(home, tamperEnv(engine.endpoint))
+        const ddb = yield* tableClient(engine.endpoint)
         yield* Effect.promise(async () => {
           const url = b.url
           const op = operatorToken(home)
@@ -223,21 +236,9 @@ describe("storage tampering at the DynamoDB level", () => {
     () =>
       Effect.gen(function* () {
         const engine = yield* Engine.dynamo()
-        const aws = { AWS_ACCESS_KEY_ID: "tamper", AWS_SECRET_ACCESS_KEY: "tamper", AWS_REGION: "us-east-1" }
         const home = tempDir("rollback")
-        const b = yield* broker(home, {
-          ...aws,
-          AAP_DYNAMODB_ENDPOINT: engine.endpoint,
-          AAP_CACHE_TTL: "0",
-          AAP_SECRET_CACHE_TTL: "0",
-          AAP_LOG_LEVEL: "warning"
-        })
-        const ddb = new DynamoDBClient({
-          endpoint: engine.endpoint,
-          region: "us-east-1",
-          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
-        })
-        yield* Effect.addFinalizer(() => Effect.sync(() => ddb.destroy()))
+        const b = yield* broker(home, tamperEnv(engine.endpoint))
+        const ddb = yield* tableClient(engine.endpoint)
         yield* Effect.promise(async () => {
           const url = b.url
           const op = operatorToken(home)
@@ -271,21 +272,9 @@ describe("storage tampering at the DynamoDB level", () => {
     () =>
       Effect.gen(function* () {
         const engine = yield* Engine.dynamo()
-        const aws = { AWS_ACCESS_KEY_ID: "tamper", AWS_SECRET_ACCESS_KEY: "tamper", AWS_REGION: "us-east-1" }
         const home = tempDir("rollback-restart")
-        const env = {
-          ...aws,
-          AAP_DYNAMODB_ENDPOINT: engine.endpoint,
-          AAP_CACHE_TTL: "0",
-          AAP_SECRET_CACHE_TTL: "0",
-          AAP_LOG_LEVEL: "info"
-        }
-        const ddb = new DynamoDBClient({
-          endpoint: engine.endpoint,
-          region: "us-east-1",
-          credentials: { accessKeyId: "tamper", secretAccessKey: "tamper" }
-        })
-        yield* Effect.addFinalizer(() => Effect.sync(() => ddb.destroy()))
+        const env = tamperEnv(engine.endpoint, "info")
+        const ddb = yield* tableClient(engine.endpoint)
         yield* Effect.promise(async () => {
           const first = await spawnBroker(home, env)
           let id = ""
