@@ -148,6 +148,12 @@ export const make: Effect.Effect<
   const revokedFingerprints = new Set<string>()
   const MAX_REVOKED = 200_000
 
+  const rolledBack = (pk: string, kind: Tampered["kind"]) =>
+    new Tampered({
+      message: `stored item ${pk} is older than a version this broker has seen (rolled back)`,
+      kind
+    })
+
   const sign = <A extends { readonly version: number }, I>(k: Kind<A, I>, a: A) =>
     Integrity.sign(k.kind, {
       ...k.keys(a),
@@ -174,17 +180,7 @@ export const make: Effect.Effect<
       ) {
         return yield* bad
       }
-      const revokedBefore =
-        k.kind === "token" &&
-        revokedFingerprints.size > 0 &&
-        (decoded.value as unknown as TokenRecord).revokedAt === undefined &&
-        revokedFingerprints.has((decoded.value as unknown as TokenRecord).fingerprint)
-      if (consistent && (seen.isRollback(item.pk, item.version) || revokedBefore)) {
-        return yield* new Tampered({
-          message: `stored item ${item.pk} is older than a version this broker has seen (rolled back)`,
-          kind: k.kind
-        })
-      }
+      if (consistent && seen.isRollback(item.pk, item.version)) return yield* rolledBack(item.pk, k.kind)
       seen.note(item.pk, item.version, k.until(decoded.value))
       return decoded.value
     })
@@ -205,7 +201,15 @@ export const make: Effect.Effect<
 
   return {
     createToken: (t) => put(tokenKind, t, Store.absent),
-    getToken: (hash) => get(tokenKind, tokenPk(hash), "token"),
+    // a live token whose revocation is on record (rememberRevoked) was put back: a rollback
+    getToken: (hash) =>
+      Effect.flatMap(get(tokenKind, tokenPk(hash), "token"), (token) =>
+        Option.isSome(token) &&
+        token.value.revokedAt === undefined &&
+        revokedFingerprints.has(token.value.fingerprint)
+          ? Effect.fail(rolledBack(tokenPk(hash), tokenKind.kind))
+          : Effect.succeed(token)
+      ),
     saveToken: (t, v) => put(tokenKind, t, Store.atVersion(v)),
     rememberRevoked: (fingerprint) => {
       if (revokedFingerprints.size >= MAX_REVOKED) {
