@@ -291,6 +291,8 @@ export const layerServices = (
       )
     })
   )
+  // Layers are shared by reference within one build: `store`, `secrets`, `provisioner` and
+  // the rest are built once, for the broker and its background work alike.
   const services = Layer.mergeAll(
     rollbackMarks,
     readiness,

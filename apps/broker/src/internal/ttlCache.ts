@@ -11,9 +11,9 @@ export interface TtlCache<K, V> {
   readonly enabled: boolean
   /**
    * Calls `listener` on every `delete` (with its key) and `clear` (with `undefined`): a read of
-   * that key begun before must not be cached. Returns the unsubscribe function.
+   * that key begun before must not be cached. For the cache's lifetime.
    */
-  readonly onInvalidate: (listener: (key: K | undefined) => void) => () => void
+  readonly onInvalidate: (listener: (key: K | undefined) => void) => void
 }
 
 export const makeTtlCache = <K, V>(options: {
@@ -57,7 +57,6 @@ export const makeTtlCache = <K, V>(options: {
     enabled: options.ttlMs > 0,
     onInvalidate: (listener) => {
       listeners.add(listener)
-      return () => listeners.delete(listener)
     }
   }
 }
