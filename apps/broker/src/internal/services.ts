@@ -268,14 +268,14 @@ export const layerServices = (
       const identities = yield* IdentityRepository.IdentityRepository
       const started = Date.now()
       let marked = 0
-      let revokedTokens = 0
+      let revocations = 0
       const records = yield* reader
         .forEachAction(["session.", "token.revoked"], (event) => {
           const details = event.details ?? {}
           if (event.action === "token.revoked") {
             if (event.outcome === "success" && typeof details.fingerprint === "string") {
               identities.rememberRevoked(details.fingerprint)
-              revokedTokens++
+              revocations++
             }
             return
           }
@@ -287,7 +287,7 @@ export const layerServices = (
         })
         .pipe(Effect.mapError(describe("cannot read the audit log for rollback marks")))
       yield* Effect.logInfo("rollback marks seeded from the audit log").pipe(
-        Effect.annotateLogs({ records, sessions: marked, revokedTokens, ms: Date.now() - started })
+        Effect.annotateLogs({ records, sessions: marked, revocations, ms: Date.now() - started })
       )
     })
   )
